@@ -1,0 +1,377 @@
+"""
+Training plumbing shared by train_gpt.py and train_vit.py, kept in one small file so the training
+scripts stay flat: config files + command-line overrides, device and DDP setup, the learning-rate
+schedule, mixed precision, checkpoints that survive a crash, and metric logs.
+Also the text tokenizers named in a dataset's meta.json, used by train_gpt.py, sample.py and prepare/.
+"""
+
+import ast
+import csv
+import difflib
+import json
+import math
+import os
+import random
+import runpy
+import signal
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+def fail(message):
+    """Stop with a one-line error instead of a traceback: bad input is the user's to fix, not a bug."""
+    raise SystemExit(f"error: {message}")
+
+
+# -----------------------------------------------------------------------------
+# config: plain-Python config files, then --key=value overrides
+
+def configure(defaults, argv):
+    """
+    Return the config: `defaults` (the training script's module-level settings) updated by each
+    config file in argv (a .py file of plain assignments) and then each --key=value / --key value.
+    Values are parsed with ast.literal_eval (falling back to the raw string) and must have the type
+    of the default, so `--batch_size=1e3` or `--compile=yes` fail loudly instead of training wrong.
+    """
+    config = dict(defaults)
+
+    def set_key(key, value, source):
+        if key not in config:
+            nearest = difflib.get_close_matches(key, list(config), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(nearest)}?" if nearest else ""
+            fail(f"unknown config key '{key}' (from {source}){hint}")
+        default = config[key]
+        if default is None or value is None:
+            pass
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                fail(f"config key '{key}' must be True or False, got {value!r} (from {source})")
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif type(value) is not type(default):
+            fail(f"config key '{key}' must be {type(default).__name__} like its default "
+                 f"{default!r}, got {value!r} (from {source})")
+        config[key] = value
+
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--"):
+            if not os.path.isfile(arg):
+                fail(f"config file '{arg}' does not exist (config files are in config/)")
+            # run the config file in its own namespace (not exec'd into the script's globals) and
+            # take every public assignment
+            for key, value in runpy.run_path(arg).items():
+                if not key.startswith("_") and not callable(value) and not hasattr(value, "__spec__"):
+                    set_key(key, value, arg)
+            continue
+        key, eq, text = arg[2:].partition("=")
+        if not eq:  # --key value
+            if not args or args[0].startswith("--"):
+                fail(f"config override '{arg}' has no value; write --{key}=VALUE")
+            text = args.pop(0)
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare word such as --device=cpu is a string
+        if isinstance(config.get(key), str) and not isinstance(value, str):
+            value = text  # --start=42 is the text "42" where a string is expected
+        set_key(key, value, "command line")
+    return config
+
+
+# -----------------------------------------------------------------------------
+# devices, distributed data parallel, mixed precision
+
+def pick_device(device):
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass
+class Distributed:
+    enabled: bool     # launched by torchrun with a process group
+    rank: int         # global rank of this process
+    local_rank: int   # rank on this node: picks the GPU
+    world_size: int
+    device: str
+    master: bool      # rank 0 logs, evaluates the log lines and writes checkpoints
+
+
+def setup_distributed(device):
+    """Join the torchrun process group if we were launched by torchrun (it sets RANK), else run alone."""
+    device = pick_device(device)
+    if int(os.environ.get("RANK", -1)) == -1:
+        return Distributed(False, 0, 0, 1, device, True)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    world_size = int(os.environ["WORLD_SIZE"])
+    if device.startswith("cuda"):
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    # a timeout, so a rank that died makes the others fail instead of hanging forever
+    dist.init_process_group(backend, timeout=timedelta(minutes=10))
+    return Distributed(True, rank, local_rank, world_size, device, rank == 0)
+
+
+def cleanup_distributed(ddp):
+    if ddp.enabled:
+        dist.destroy_process_group()
+
+
+def resolve_dtype(dtype, device):
+    """'auto' means bf16 on GPUs that have it, fp16 on older GPUs, fp32 elsewhere."""
+    if dtype == "auto":
+        if device.startswith("cuda"):
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "float32"
+    if dtype not in ("float32", "bfloat16", "float16"):
+        fail(f"dtype must be float32, bfloat16, float16 or auto, got '{dtype}'")
+    if dtype == "float16" and not device.startswith("cuda"):
+        fail("dtype=float16 needs a CUDA GPU; use --dtype=bfloat16 or --dtype=float32")
+    return dtype
+
+
+def autocast(device, dtype):
+    """Mixed precision: matmuls in bf16/fp16, weights and optimizer state stay fp32."""
+    if dtype == "float32":
+        return nullcontext()
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
+
+
+def grad_scaler(device, dtype):
+    """fp16 gradients underflow without loss scaling; bf16 and fp32 have fp32's range and need none."""
+    return torch.amp.GradScaler("cuda", enabled=(dtype == "float16"))
+
+
+# -----------------------------------------------------------------------------
+# learning rate: linear warmup, then cosine decay to min_lr
+
+def learning_rate_at(it, learning_rate, warmup_iters, lr_decay_iters, min_lr):
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it > lr_decay_iters:
+        return min_lr
+    progress = (it - warmup_iters) / max(1, lr_decay_iters - warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
+    return min_lr + coeff * (learning_rate - min_lr)
+
+
+# -----------------------------------------------------------------------------
+# checkpoints: atomic writes, safe loads, and the RNG state that makes resume exact
+
+def save_checkpoint(checkpoint, path):
+    """
+    Write to a temp file in the same directory, fsync, then os.replace: a crash at any moment
+    leaves either the old checkpoint or the new one on disk, never half of one.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)  # make the rename itself durable
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_checkpoint(path, hint="train first, or check --out_dir"):
+    """weights_only=True: a checkpoint is data, and loading one must never run code from it."""
+    if not os.path.isfile(path):
+        fail(f"no checkpoint at {path}; {hint}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fail(f"{path} is not a loadable checkpoint (refused or damaged: {first_line})")
+
+
+def rng_state():
+    """Every random number generator the training loop draws from, in a weights_only-safe form."""
+    np_state = np.random.get_state()
+    return {
+        "python": list(random.getstate()[1]),
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state):
+    random.setstate((3, tuple(state["python"]), None))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -----------------------------------------------------------------------------
+# preemption: SIGTERM/SIGINT ask for a clean stop at the next step boundary
+
+class StopRequest:
+    """Install with StopRequest(); check `.agreed(ddp)` at step boundaries: all ranks stop together."""
+
+    def __init__(self):
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C means now
+        self.requested = True
+
+    def agreed(self, ddp):
+        """True on every rank if any rank was asked to stop (so no rank waits forever on the others)."""
+        if not ddp.enabled:
+            return self.requested
+        flag = torch.tensor([float(self.requested)], device=ddp.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+# -----------------------------------------------------------------------------
+# logging: one JSON line (and CSV row) per evaluation for plots, optionally Weights & Biases
+
+class MetricsLog:
+    def __init__(self, out_dir, enabled, config, wandb_log=False, wandb_project="", wandb_run_name=""):
+        self.enabled = enabled
+        self.jsonl_path = os.path.join(out_dir, "log.jsonl")
+        self.csv_path = os.path.join(out_dir, "log.csv")
+        self.csv_fields = None
+        self.wandb = None
+        if enabled and wandb_log:
+            import wandb  # optional at run time: only imported when asked for
+            self.wandb = wandb.init(project=wandb_project, name=wandb_run_name, config=config)
+
+    def log(self, record):
+        if not self.enabled:
+            return
+        with open(self.jsonl_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.csv_fields is None:
+            new_file = not os.path.exists(self.csv_path)
+            self.csv_fields = list(record)
+            if not new_file:
+                with open(self.csv_path, newline="") as f:
+                    self.csv_fields = next(csv.reader(f), self.csv_fields)
+        with open(self.csv_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.csv_fields, extrasaction="ignore")
+            if f.tell() == 0:
+                writer.writeheader()
+            writer.writerow(record)
+        if self.wandb is not None:
+            self.wandb.log(record)
+
+
+class Timer:
+    """Wall seconds since the start of training, for logs and checkpoints."""
+
+    def __init__(self):
+        self.start = time.time()
+
+    def elapsed(self):
+        return time.time() - self.start
+
+
+# -----------------------------------------------------------------------------
+# token datasets: uint16 .bin files that train_gpt.py memmaps
+
+def write_tokens(ids, path):
+    """Write token ids as a flat uint16 file, atomically: an interrupted prepare never leaves a
+    truncated .bin that train_gpt.py would silently train on."""
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= 2**16):
+        fail(f"token ids must be in [0, 65535] to fit uint16 bins, got max {ids.max()}")
+    tmp_path = path + ".tmp"
+    with open(tmp_path, "wb") as f:
+        ids.astype(np.uint16).tofile(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp_path, path)
+
+
+def write_meta(meta, data_dir):
+    tmp_path = os.path.join(data_dir, "meta.json.tmp")
+    with open(tmp_path, "w") as f:
+        json.dump(meta, f, ensure_ascii=False)
+    os.replace(tmp_path, os.path.join(data_dir, "meta.json"))
+
+
+# -----------------------------------------------------------------------------
+# text tokenizers named by a dataset's meta.json: "char", "gpt2" (tiktoken) or "bpe" (bpe.py)
+
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def gpt2_tokenizer():
+    """
+    tiktoken's GPT-2 encoding. tiktoken downloads its ranks file on first use; offline, point
+    GPT2_TIKTOKEN_FILE at a local copy of gpt2.tiktoken (the GPT-2 ranks in tiktoken's format).
+    """
+    import tiktoken
+    path = os.environ.get("GPT2_TIKTOKEN_FILE")
+    if not path:
+        return tiktoken.get_encoding("gpt2")
+    if not os.path.isfile(path):
+        fail(f"GPT2_TIKTOKEN_FILE={path} does not exist")
+    from tiktoken.load import load_tiktoken_bpe
+    return tiktoken.Encoding(name="gpt2", pat_str=GPT2_SPLIT_PATTERN,
+                             mergeable_ranks=load_tiktoken_bpe(path),
+                             special_tokens={"<|endoftext|>": 50256})
+
+
+def read_meta(data_dir, prepare_hint):
+    path = os.path.join(data_dir, "meta.json")
+    if not os.path.isfile(path):
+        fail(f"{path} is missing; prepare the dataset first: {prepare_hint}")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_tokenizer(meta, data_dir):
+    """Return (encode, decode) for the tokenizer a dataset was prepared with."""
+    kind = meta.get("tokenizer")
+    if kind == "char":
+        itos = meta["itos"]
+        stoi = {ch: i for i, ch in enumerate(itos)}
+
+        def encode(text):
+            unknown = sorted(set(text) - stoi.keys())
+            if unknown:
+                fail(f"characters {''.join(unknown)!r} are not in this dataset's vocabulary")
+            return [stoi[ch] for ch in text]
+        return encode, lambda ids: "".join(itos[i] for i in ids)
+    if kind == "gpt2":
+        enc = gpt2_tokenizer()
+        return (lambda text: enc.encode(text, allowed_special={"<|endoftext|>"})), enc.decode
+    if kind == "bpe":
+        import bpe
+        tok = bpe.Tokenizer.load(os.path.join(data_dir, meta["tokenizer_file"]))
+        return tok.encode_ordinary, tok.decode
+    fail(f"{os.path.join(data_dir, 'meta.json')} names an unknown tokenizer {kind!r} (char, gpt2 or bpe)")
