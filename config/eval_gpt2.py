@@ -1,0 +1,10 @@
+# Evaluate OpenAI's GPT-2 (124M) on OpenWebText:
+#   python train_gpt.py config/eval_gpt2.py
+batch_size = 8
+eval_iters = 500  # use more iterations for a good estimate
+eval_only = True
+wandb_log = False
+dataset = "openwebtext"
+block_size = 1024
+init_from = "gpt2"
+out_dir = "out-eval-gpt2"

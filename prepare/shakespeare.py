@@ -1,0 +1,36 @@
+"""
+Tiny Shakespeare with GPT-2's BPE tokenizer (tiktoken), for fine-tuning GPT-2 on it.
+Writes data/shakespeare/{train.bin, val.bin, meta.json}: the first 90% of the text trains.
+
+    python prepare/shakespeare.py --input input.txt
+Offline, point GPT2_TIKTOKEN_FILE at a local gpt2.tiktoken (GPT-2's ranks in tiktoken's format).
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import training  # noqa: E402
+from prepare.shakespeare_char import read_text  # noqa: E402
+
+
+def prepare(out_dir="data/shakespeare", input_path=None):
+    os.makedirs(out_dir, exist_ok=True)
+    text = read_text(input_path, out_dir)
+    enc = training.gpt2_tokenizer()
+    n = len(text)
+    train_ids = enc.encode_ordinary(text[: int(n * 0.9)])
+    val_ids = enc.encode_ordinary(text[int(n * 0.9):])
+    training.write_tokens(train_ids, os.path.join(out_dir, "train.bin"))
+    training.write_tokens(val_ids, os.path.join(out_dir, "val.bin"))
+    training.write_meta({"vocab_size": enc.n_vocab, "tokenizer": "gpt2"}, out_dir)
+    print(f"{len(train_ids):,} train and {len(val_ids):,} val GPT-2 tokens in {out_dir}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", help="a local text file instead of downloading tiny Shakespeare")
+    parser.add_argument("--out_dir", default="data/shakespeare")
+    args = parser.parse_args()
+    prepare(args.out_dir, args.input)

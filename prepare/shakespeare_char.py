@@ -1,0 +1,60 @@
+"""
+Tiny Shakespeare as characters: every distinct character is a token (65 of them).
+Writes data/shakespeare_char/{train.bin, val.bin, meta.json}: the first 90% of the text trains.
+
+    python prepare/shakespeare_char.py                      # downloads input.txt
+    python prepare/shakespeare_char.py --input input.txt    # offline, from a local copy
+"""
+
+import argparse
+import os
+import sys
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import training  # noqa: E402
+
+URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+
+
+def read_text(input_path, out_dir):
+    """The local file if given, else a cached or freshly downloaded copy of tiny Shakespeare."""
+    if input_path:
+        if not os.path.isfile(input_path):
+            training.fail(f"--input {input_path} does not exist")
+        with open(input_path, encoding="utf-8") as f:
+            return f.read()
+    cached = os.path.join(out_dir, "input.txt")
+    if not os.path.exists(cached):
+        try:
+            with urllib.request.urlopen(URL, timeout=30) as response:
+                data = response.read()
+        except OSError as e:
+            training.fail(f"could not download tiny Shakespeare ({e}); download {URL} yourself "
+                          f"and run: python prepare/shakespeare_char.py --input PATH")
+        with open(cached, "wb") as f:
+            f.write(data)
+    with open(cached, encoding="utf-8") as f:
+        return f.read()
+
+
+def prepare(out_dir="data/shakespeare_char", input_path=None):
+    os.makedirs(out_dir, exist_ok=True)
+    text = read_text(input_path, out_dir)
+    itos = sorted(set(text))  # the vocabulary: every character that occurs, in a fixed order
+    stoi = {ch: i for i, ch in enumerate(itos)}
+    n = len(text)
+    train_text, val_text = text[: int(n * 0.9)], text[int(n * 0.9):]
+    training.write_tokens([stoi[c] for c in train_text], os.path.join(out_dir, "train.bin"))
+    training.write_tokens([stoi[c] for c in val_text], os.path.join(out_dir, "val.bin"))
+    training.write_meta({"vocab_size": len(itos), "tokenizer": "char", "itos": itos}, out_dir)
+    print(f"{n:,} characters, vocab {len(itos)}: {len(train_text):,} train and "
+          f"{len(val_text):,} val tokens in {out_dir}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", help="a local text file instead of downloading tiny Shakespeare")
+    parser.add_argument("--out_dir", default="data/shakespeare_char")
+    args = parser.parse_args()
+    prepare(args.out_dir, args.input)

@@ -1,0 +1,89 @@
+"""
+Sample text from a trained GPT (or from OpenAI's GPT-2 weights).
+
+    python sample.py --start "ROMEO:"                        # the model in out_dir (the default run's)
+    python sample.py --out_dir=out-shakespeare --start=FILE:prompt.txt --num_samples=3
+    python sample.py --init_from=gpt2 --start "Hello, I'm a language model,"
+"""
+
+import os
+import sys
+
+import torch
+
+import training
+from model_gpt import GPT, GPTConfig
+
+# -----------------------------------------------------------------------------
+init_from = "resume"           # 'resume' (the checkpoint in out_dir) or 'gpt2', 'gpt2-medium', ...
+out_dir = "out-shakespeare-char"
+start = "\n"                   # the prompt, or FILE:path to read it from a file
+num_samples = 2
+max_new_tokens = 500
+temperature = 0.8              # < 1 sharpens the distribution, > 1 flattens it, 0 is greedy
+top_k = 200                    # sample only among the k most likely tokens (0 = all)
+seed = 1337
+device = "auto"
+dtype = "auto"
+compile = False
+# -----------------------------------------------------------------------------
+config = training.configure({k: v for k, v in globals().items()
+                             if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
+                            sys.argv[1:])
+globals().update(config)
+if num_samples < 1:
+    training.fail(f"num_samples must be at least 1, got {num_samples}")
+if max_new_tokens < 0:
+    training.fail(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+if temperature < 0:
+    training.fail(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+
+device = training.pick_device(device)
+dtype = training.resolve_dtype(dtype, device)
+torch.manual_seed(seed)
+torch.cuda.manual_seed(seed)
+
+if init_from == "resume":
+    ckpt_path = os.path.join(out_dir, "ckpt.pt")
+    checkpoint = training.load_checkpoint(ckpt_path, hint="train first: python train_gpt.py, or pass --out_dir")
+    if checkpoint.get("kind") != "gpt":
+        training.fail(f"{ckpt_path} is a {checkpoint.get('kind')!r} checkpoint, not a GPT's")
+    model = GPT(GPTConfig(**{**checkpoint["model_args"], "dropout": 0.0}))
+    model.load_state_dict(checkpoint["model"])
+    data_path = os.path.join(checkpoint["config"]["data_dir"], checkpoint["config"]["dataset"])
+    meta = training.read_meta(data_path, prepare_hint="sample.py decodes with the dataset's tokenizer")
+    if meta["vocab_size"] != model.config.vocab_size:
+        training.fail(f"{data_path}/meta.json (vocab {meta['vocab_size']}) does not match the checkpoint "
+                      f"(vocab {model.config.vocab_size})")
+    encode, decode = training.load_tokenizer(meta, data_path)
+elif init_from.startswith("gpt2"):
+    model = GPT.from_pretrained(init_from, dict(dropout=0.0))
+    encode, decode = training.load_tokenizer({"tokenizer": "gpt2"}, "")
+else:
+    training.fail(f"init_from must be 'resume' or a GPT-2 name such as 'gpt2', got '{init_from}'")
+
+model.eval()
+model.to(device)
+if compile:
+    model = torch.compile(model)
+
+if start.startswith("FILE:"):
+    prompt_path = start[len("FILE:"):]
+    if not os.path.isfile(prompt_path):
+        training.fail(f"prompt file {prompt_path} does not exist")
+    with open(prompt_path, encoding="utf-8") as f:
+        start = f.read()
+start_ids = encode(start)
+if not start_ids:
+    training.fail("the prompt is empty: pass --start with at least one character")
+block_size = model.config.block_size
+if len(start_ids) > block_size:
+    print(f"warning: the prompt is {len(start_ids)} tokens, longer than the model's context of "
+          f"{block_size}; the model sees only its last {block_size} tokens", file=sys.stderr)
+x = torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...]  # (1, T)
+
+with torch.no_grad(), training.autocast(device, dtype):
+    for _ in range(num_samples):
+        y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k or None)
+        print(decode(y[0].tolist()))
+        print("---------------")

@@ -1,0 +1,146 @@
+"""model_gpt.py: each behaviour checked against an independent reference."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from model_gpt import GPT, GPTConfig
+
+
+def tiny_config(**overrides):
+    return GPTConfig(**{**dict(block_size=16, vocab_size=50, n_layer=2, n_head=2, n_embd=32), **overrides})
+
+
+def test_fused_attention_equals_explicit_math():
+    torch.manual_seed(0)
+    fused = GPT(tiny_config(flash=True)).eval()
+    math_path = GPT(tiny_config(flash=False)).eval()
+    math_path.load_state_dict(fused.state_dict())
+    idx = torch.randint(0, 50, (3, 16))
+    targets = torch.randint(0, 50, (3, 16))
+    logits_fused, loss_fused = fused(idx, targets)
+    logits_math, loss_math = math_path(idx, targets)
+    torch.testing.assert_close(logits_fused, logits_math, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(loss_fused, loss_math, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("flash", [True, False])
+def test_changing_a_future_token_never_changes_earlier_logits(flash):
+    torch.manual_seed(0)
+    model = GPT(tiny_config(flash=flash)).eval()
+    idx = torch.randint(0, 50, (1, 16))
+    changed = idx.clone()
+    changed[0, 10] = (idx[0, 10] + 1) % 50
+    targets = torch.zeros_like(idx)
+    before, _ = model(idx, targets)
+    after, _ = model(changed, targets)
+    torch.testing.assert_close(before[:, :10], after[:, :10], atol=0, rtol=0)
+    assert not torch.allclose(before[:, 10:], after[:, 10:])
+
+
+def test_initial_loss_is_that_of_a_uniform_guess():
+    torch.manual_seed(0)
+    model = GPT(tiny_config())
+    idx, targets = torch.randint(0, 50, (8, 16)), torch.randint(0, 50, (8, 16))
+    _, loss = model(idx, targets)
+    assert abs(loss.item() - math.log(50)) < 0.1  # small init: near-uniform predictions
+
+
+def test_loss_is_cross_entropy_of_the_logits():
+    torch.manual_seed(0)
+    model = GPT(tiny_config()).eval()
+    idx, targets = torch.randint(0, 50, (2, 16)), torch.randint(0, 50, (2, 16))
+    logits, loss = model(idx, targets)
+    log_probs = logits.log_softmax(-1)
+    expected = -log_probs.gather(-1, targets.unsqueeze(-1)).mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_without_targets_only_the_last_position_is_scored():
+    torch.manual_seed(0)
+    model = GPT(tiny_config()).eval()
+    idx = torch.randint(0, 50, (2, 7))
+    all_logits, _ = model(idx, torch.zeros_like(idx))
+    last_logits, loss = model(idx)
+    assert loss is None and last_logits.shape == (2, 1, 50)
+    torch.testing.assert_close(last_logits[:, 0], all_logits[:, -1])
+
+
+def test_parameter_count_by_hand():
+    cfg = tiny_config(bias=True)
+    C, V, T, L = cfg.n_embd, cfg.vocab_size, cfg.block_size, cfg.n_layer
+    per_block = (2 * 2 * C                # two LayerNorms (weight + bias)
+                 + C * 3 * C + 3 * C      # c_attn
+                 + C * C + C              # attention c_proj
+                 + C * 4 * C + 4 * C      # c_fc
+                 + 4 * C * C + C)         # mlp c_proj
+    total = V * C + T * C + L * per_block + 2 * C  # tied wte/lm_head, wpe, blocks, ln_f
+    model = GPT(cfg)
+    assert model.get_num_params(non_embedding=False) == total
+    assert model.get_num_params() == total - T * C
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_residual_projections_get_the_scaled_init():
+    torch.manual_seed(0)
+    model = GPT(tiny_config(n_layer=8, n_embd=64, block_size=8))
+    std = model.transformer.h[0].mlp.c_proj.weight.std().item()
+    assert abs(std - 0.02 / math.sqrt(2 * 8)) < 0.001
+    assert abs(model.transformer.h[0].mlp.c_fc.weight.std().item() - 0.02) < 0.001
+
+
+def test_weight_decay_only_on_matrices():
+    model = GPT(tiny_config(bias=True))
+    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    decay, no_decay = optimizer.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_greedy_generation_picks_the_argmax_each_step():
+    torch.manual_seed(0)
+    model = GPT(tiny_config()).eval()
+    idx = torch.randint(0, 50, (1, 4))
+    out = model.generate(idx, 5, temperature=0)
+    expected = idx
+    for _ in range(5):
+        logits, _ = model(expected)
+        expected = torch.cat([expected, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out, expected)
+
+
+def test_top_k_one_is_greedy_and_generation_crops_to_the_context():
+    torch.manual_seed(0)
+    model = GPT(tiny_config()).eval()
+    idx = torch.randint(0, 50, (2, 20))  # longer than block_size=16
+    out = model.generate(idx, 3, temperature=1.0, top_k=1)
+    assert out.shape == (2, 23)
+    assert torch.equal(out, model.generate(idx, 3, temperature=0))
+
+
+def test_crop_block_size_keeps_the_first_positions():
+    torch.manual_seed(0)
+    model = GPT(tiny_config(flash=False)).eval()
+    idx = torch.randint(0, 50, (1, 8))
+    before, _ = model(idx, idx)
+    model.crop_block_size(8)
+    after, _ = model(idx, idx)
+    assert model.transformer.wpe.weight.shape[0] == 8
+    torch.testing.assert_close(before, after)
+    with pytest.raises(ValueError):
+        model(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_mfu_uses_the_peak_you_pass():
+    model = GPT(tiny_config())
+    flops = model.estimate_flops_per_token() * 1000
+    assert model.estimate_mfu(1000, 1.0, peak_flops=flops) == pytest.approx(1.0)
+    assert model.estimate_mfu(1000, 1.0, peak_flops=0) == 0.0
+
+
+def test_heads_must_divide_the_width():
+    with pytest.raises(ValueError, match="divisible by n_head"):
+        GPTConfig(n_embd=30, n_head=4)

@@ -1,0 +1,312 @@
+"""
+Train a GPT. With no arguments: a small character-level GPT on tiny Shakespeare, on whatever device
+you have, that learns visibly in a few minutes on a laptop CPU.
+
+    python train_gpt.py                                        # the defaults below
+    python train_gpt.py config/shakespeare_char.py --compile=False --max_iters 500
+    torchrun --standalone --nproc_per_node=8 train_gpt.py config/openwebtext.py
+
+Settings are the module-level variables below; config files (plain Python assignments) and then
+--key=value overrides replace them, in order.
+"""
+
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import training
+from model_gpt import GPT, GPTConfig
+
+# -----------------------------------------------------------------------------
+# default config: nanoGPT's "baby GPT" on tiny Shakespeare, sized for a CPU
+# I/O
+out_dir = "out-shakespeare-char"
+eval_interval = 250
+log_interval = 10
+eval_iters = 50
+eval_only = False             # evaluate once and exit
+always_save_checkpoint = True  # else only when val loss improves
+init_from = "scratch"         # 'scratch', 'resume' (from out_dir), 'auto' (resume if a checkpoint exists) or 'gpt2*'
+# logging
+wandb_log = False
+wandb_project = "tinyformers"
+wandb_run_name = "gpt"
+# data
+data_dir = "data"
+dataset = "shakespeare_char"  # data_dir/dataset/{train.bin, val.bin, meta.json}
+gradient_accumulation_steps = 1  # micro-steps per optimizer step, summed over all processes
+batch_size = 12               # sequences per micro-step per process
+block_size = 64
+# model
+n_layer = 4
+n_head = 4
+n_embd = 128
+dropout = 0.0
+bias = False
+flash = True                  # F.scaled_dot_product_attention; False = the explicit math
+# optimizer: AdamW
+learning_rate = 1e-3
+max_iters = 2000
+weight_decay = 1e-1
+beta1 = 0.9
+beta2 = 0.99
+grad_clip = 1.0               # clip the gradient norm at this (0 = off)
+on_nonfinite = "stop"         # a NaN/inf loss or gradient: 'stop' the run, or 'skip' the step
+# learning rate schedule
+decay_lr = True
+warmup_iters = 100
+lr_decay_iters = 2000         # ~ max_iters, per Chinchilla
+min_lr = 1e-4                 # ~ learning_rate / 10
+# system
+device = "auto"               # 'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
+dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16 on modern GPUs, else fp32)
+compile = False               # torch.compile the model (minutes to compile, faster after)
+peak_flops = 0.0              # your hardware's peak FLOP/s (e.g. 989e12 for H100 bf16) to log MFU
+seed = 1337
+# -----------------------------------------------------------------------------
+config = training.configure({k: v for k, v in globals().items()
+                             if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
+                            sys.argv[1:])
+globals().update(config)
+
+if init_from not in ("scratch", "resume", "auto") and not init_from.startswith("gpt2"):
+    training.fail(f"init_from must be scratch, resume, auto or gpt2/gpt2-medium/gpt2-large/gpt2-xl, got '{init_from}'")
+if on_nonfinite not in ("stop", "skip"):
+    training.fail(f"on_nonfinite must be 'stop' or 'skip', got '{on_nonfinite}'")
+ckpt_path = os.path.join(out_dir, "ckpt.pt")
+if init_from == "auto":
+    init_from = "resume" if os.path.exists(ckpt_path) else "scratch"
+
+ddp = training.setup_distributed(device)
+device = ddp.device
+device_type = "cuda" if device.startswith("cuda") else device.split(":")[0]
+dtype = training.resolve_dtype(dtype, device)
+if gradient_accumulation_steps % ddp.world_size != 0:
+    training.fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
+                  f"the number of processes ({ddp.world_size})")
+# each process does its share of the micro-steps; together they make the same global batch
+gradient_accumulation_steps //= ddp.world_size
+tokens_per_iter = gradient_accumulation_steps * ddp.world_size * batch_size * block_size
+if ddp.master:
+    os.makedirs(out_dir, exist_ok=True)
+    print(f"tokens per iteration: {tokens_per_iter:,} on {ddp.world_size} process(es), device {device}, {dtype}")
+torch.manual_seed(seed + ddp.rank)  # dropout differs per rank; batches come from batch_generator
+torch.backends.cuda.matmul.allow_tf32 = True
+torch.backends.cudnn.allow_tf32 = True
+amp = training.autocast(device, dtype)
+
+# -----------------------------------------------------------------------------
+# data: a flat array of uint16 token ids per split, random windows of block_size + 1 tokens
+data_path = os.path.join(data_dir, dataset)
+prepare_script = os.path.join("prepare", f"{dataset}.py")
+prepare_hint = (f"python {prepare_script}" if os.path.exists(prepare_script)
+                else f"run a prepare/ script with --out_dir {data_path}")
+if dataset == "shakespeare_char" and not os.path.exists(os.path.join(data_path, "meta.json")) and ddp.master:
+    from prepare.shakespeare_char import prepare  # the default run prepares its own data
+    prepare(data_path)
+if ddp.enabled:
+    dist.barrier()
+meta = training.read_meta(data_path, prepare_hint)
+meta_vocab_size = meta["vocab_size"]
+
+for split in ("train", "val"):
+    path = os.path.join(data_path, f"{split}.bin")
+    if not os.path.exists(path):
+        training.fail(f"{path} is missing; prepare the dataset first: {prepare_hint}")
+    size = os.path.getsize(path)
+    if size % 2 != 0 or size // 2 <= block_size:
+        training.fail(f"{path} is truncated or too small ({size} bytes) for block_size={block_size}; "
+                      f"prepare it again: {prepare_hint}")
+
+
+def get_batch(split, generator):
+    """Sample batch_size random windows. Every rank draws the same indices for the whole global batch
+    from its own copy of the generator and keeps its slice, so N processes see exactly the batch
+    one process with N times the gradient accumulation would."""
+    # re-open the memmap each time: a long-lived memmap keeps the pages it touched resident
+    data = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
+    ix = torch.randint(len(data) - block_size, (ddp.world_size * batch_size,), generator=generator)
+    ix = ix[ddp.rank * batch_size: (ddp.rank + 1) * batch_size]
+    x = torch.stack([torch.from_numpy(data[i: i + block_size].astype(np.int64)) for i in ix])
+    y = torch.stack([torch.from_numpy(data[i + 1: i + 1 + block_size].astype(np.int64)) for i in ix])
+    if device_type == "cuda":
+        # pinned memory lets the copy to the GPU run asynchronously
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)
+
+
+# -----------------------------------------------------------------------------
+# model
+iter_num = 0
+best_val_loss = 1e9
+tokens_seen = 0
+elapsed_before = 0.0  # training seconds of the run(s) this one resumes
+checkpoint = None
+model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, bias=bias,
+                  vocab_size=meta_vocab_size, dropout=dropout, flash=flash)
+if init_from == "scratch":
+    model = GPT(GPTConfig(**model_args))
+elif init_from == "resume":
+    checkpoint = training.load_checkpoint(ckpt_path, hint=f"train first, or use --init_from=scratch")
+    if checkpoint.get("kind") != "gpt":
+        training.fail(f"{ckpt_path} is a {checkpoint.get('kind')!r} checkpoint, not a GPT's")
+    # the architecture comes from the checkpoint; only dropout may change when resuming
+    model_args = {**checkpoint["model_args"], "dropout": dropout, "flash": flash}
+    if model_args["vocab_size"] != meta_vocab_size:
+        training.fail(f"{ckpt_path} was trained with vocab_size {model_args['vocab_size']} but "
+                      f"{data_path}/meta.json says {meta_vocab_size}: wrong --dataset?")
+    model = GPT(GPTConfig(**model_args))
+    model.load_state_dict(checkpoint["model"])
+    iter_num = checkpoint["iter_num"]
+    best_val_loss = checkpoint["best_val_loss"]
+    tokens_seen = checkpoint["tokens_seen"]
+    elapsed_before = checkpoint["elapsed_s"]
+else:
+    model = GPT.from_pretrained(init_from, dict(dropout=dropout))
+    model_args = asdict(model.config)
+if block_size > model.config.block_size:
+    training.fail(f"block_size={block_size} is larger than the model's context of {model.config.block_size}")
+if block_size < model.config.block_size:
+    model.crop_block_size(block_size)
+    model_args["block_size"] = block_size
+model.to(device)
+if ddp.master:
+    print(f"{model.get_num_params() / 1e6:.2f}M parameters")
+
+scaler = training.grad_scaler(device, dtype)
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+batch_generator = torch.Generator().manual_seed(seed)  # identical on every rank: see get_batch
+if checkpoint is not None:
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    batch_generator.set_state(checkpoint["batch_rng"])
+    training.set_rng_state(checkpoint["rng"][min(ddp.rank, len(checkpoint["rng"]) - 1)])
+checkpoint = None  # free the memory
+
+# `model` stays the plain module (what we save); `fast_model` may be compiled; `train_model` adds DDP
+fast_model = torch.compile(model) if compile else model
+train_model = DDP(fast_model, device_ids=[ddp.local_rank] if device_type == "cuda" else None) if ddp.enabled else fast_model
+
+
+@torch.no_grad()
+def estimate_loss():
+    """Mean loss over eval_iters batches of each split, the same batches every time (a fixed
+    generator) so successive evals compare like with like; averaged over all processes."""
+    fast_model.eval()
+    out = {}
+    for split in ("train", "val"):
+        generator = torch.Generator().manual_seed(seed + 1)
+        losses = torch.zeros(eval_iters, device=device)
+        for k in range(eval_iters):
+            X, Y = get_batch(split, generator)
+            with amp:
+                _, loss = fast_model(X, Y)
+            losses[k] = loss
+        mean = losses.mean()
+        if ddp.enabled:
+            dist.all_reduce(mean)  # a sum (gloo has no average)
+            mean /= ddp.world_size
+        out[split] = mean.item()
+    fast_model.train()
+    return out
+
+
+def save(reason):
+    all_rng = [None] * ddp.world_size
+    if ddp.enabled:
+        dist.all_gather_object(all_rng, training.rng_state())  # every rank's dropout RNG
+    else:
+        all_rng = [training.rng_state()]
+    if not ddp.master:
+        return
+    training.save_checkpoint({
+        "kind": "gpt",
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "model_args": model_args,
+        "config": config,
+        "iter_num": iter_num,
+        "best_val_loss": best_val_loss,
+        "tokens_seen": tokens_seen,
+        "elapsed_s": elapsed_before + timer.elapsed(),
+        "batch_rng": batch_generator.get_state(),
+        "rng": all_rng,
+    }, ckpt_path)
+    print(f"saved checkpoint at iter {iter_num} to {ckpt_path} ({reason})")
+
+
+# -----------------------------------------------------------------------------
+# training loop
+metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
+stop = training.StopRequest()
+timer = training.Timer()
+resumed_at = iter_num if init_from == "resume" else None  # that iteration was evaluated before the checkpoint
+step_seconds = 0.0  # time in training steps since the last log line (evals excluded)
+while True:
+    lr = training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters, min_lr) if decay_lr else learning_rate
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+    if (iter_num % eval_interval == 0 or iter_num == max_iters) and iter_num != resumed_at or eval_only:
+        losses = estimate_loss()
+        if ddp.master:
+            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+        metrics.log({"iter": iter_num, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
+                     "tokens_seen": tokens_seen, "elapsed_s": round(elapsed_before + timer.elapsed(), 3)})
+        improved = losses["val"] < best_val_loss
+        best_val_loss = min(best_val_loss, losses["val"])
+        if not eval_only and iter_num > 0 and (improved or always_save_checkpoint):
+            save("best val loss" if improved else "always_save_checkpoint")
+    if eval_only or iter_num >= max_iters:
+        break
+    if stop.agreed(ddp):
+        save("stop requested")
+        if ddp.master:
+            print(f"stopped at iter {iter_num}; continue with the same command and --init_from=resume")
+        break
+
+    # one optimizer step = gradient_accumulation_steps micro-steps on each process
+    step_start = time.time()
+    for micro_step in range(gradient_accumulation_steps):
+        X, Y = get_batch("train", batch_generator)
+        last = micro_step == gradient_accumulation_steps - 1
+        # DDP all-reduces gradients in backward; only the last micro-step needs to
+        with train_model.no_sync() if ddp.enabled and not last else nullcontext():
+            with amp:
+                _, loss = train_model(X, Y)
+                loss = loss / gradient_accumulation_steps  # the mean over micro-steps, not the sum
+            scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    # a NaN/inf gradient would poison the weights; fp16's GradScaler handles its own overflows
+    if not scaler.is_enabled() and not torch.isfinite(grad_norm):
+        if on_nonfinite == "stop":
+            training.fail(f"non-finite loss/gradient at iter {iter_num}; the last good checkpoint "
+                          f"{ckpt_path} is untouched. Lower learning_rate, or --on_nonfinite=skip")
+        if ddp.master:
+            print(f"iter {iter_num}: non-finite gradient, step skipped")
+    else:
+        scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+    iter_num += 1
+    tokens_seen += tokens_per_iter
+    step_seconds += time.time() - step_start  # accurate: the isfinite check above waited for the GPU
+    if iter_num % log_interval == 0 and ddp.master:
+        dt, step_seconds = step_seconds / log_interval, 0.0
+        loss_value = loss.item() * gradient_accumulation_steps  # a sync point: only every log_interval
+        mfu = model.estimate_mfu(tokens_per_iter, dt, peak_flops)
+        mfu_text = f", mfu {mfu * 100:.1f}%" if peak_flops else ""
+        print(f"iter {iter_num}: loss {loss_value:.4f}, {dt * 1000:.1f} ms/iter, "
+              f"{tokens_per_iter / dt:,.0f} tokens/s{mfu_text}")
+
+training.cleanup_distributed(ddp)
