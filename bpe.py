@@ -60,6 +60,7 @@ LINE_SPLIT_PATTERN = r"""[^\n]*\n|[^\n]+"""
 PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN, "none": None}
 
 FILE_VERSION = "tinyformers-bpe v1"  # first line of a saved tokenizer file
+NO_RANK = sys.maxsize  # stands for "this byte string is not a token": larger than any rank
 
 
 def _replace_surrogates(text):
@@ -126,21 +127,20 @@ class Tokenizer:
         if whole is not None:  # common words are one token: skip the loop
             return (whole,)
         parts = [piece[i:i + 1] for i in range(len(piece))]
-        missing = len(ranks) + len(self.special_tokens) + 1 << 32  # bigger than any rank
-        # pair_ranks[i] is the rank of parts[i] + parts[i+1]; after a merge only
-        # the two neighbours of the merged pair need a new lookup
-        pair_ranks = [ranks.get(a + b, missing) for a, b in zip(parts, parts[1:])]
+        # pair_ranks[i] is the rank of parts[i] + parts[i+1] (NO_RANK: not a token);
+        # after a merge only the two neighbours of the merged pair need a new lookup
+        pair_ranks = [ranks.get(a + b, NO_RANK) for a, b in zip(parts, parts[1:])]
         while pair_ranks:
             best = min(pair_ranks)  # min/index run in C: fast for word-sized chunks
-            if best == missing:
+            if best == NO_RANK:
                 break
             i = pair_ranks.index(best)
             parts[i:i + 2] = [parts[i] + parts[i + 1]]
             del pair_ranks[i]
             if i > 0:
-                pair_ranks[i - 1] = ranks.get(parts[i - 1] + parts[i], missing)
+                pair_ranks[i - 1] = ranks.get(parts[i - 1] + parts[i], NO_RANK)
             if i < len(pair_ranks):
-                pair_ranks[i] = ranks.get(parts[i] + parts[i + 1], missing)
+                pair_ranks[i] = ranks.get(parts[i] + parts[i + 1], NO_RANK)
         return tuple(ranks[p] for p in parts)
 
     def encode_ordinary(self, text):
@@ -213,7 +213,7 @@ class Tokenizer:
         """One small text file: a version line, the pattern and the special tokens
         as JSON (one line each), then one `<base64 token> <rank>` line per token,
         exactly the lines of a tiktoken .tiktoken file."""
-        lines = [FILE_VERSION, json.dumps(self.pattern), json.dumps(self.special_tokens, ensure_ascii=False)]
+        lines = [FILE_VERSION, json.dumps(self.pattern), json.dumps(self.special_tokens)]
         for token, rank in sorted(self.mergeable_ranks.items(), key=lambda item: item[1]):
             lines.append(f"{base64.b64encode(token).decode('ascii')} {rank}")
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -221,7 +221,7 @@ class Tokenizer:
     @classmethod
     def load(cls, path):
         lines = Path(path).read_text(encoding="utf-8").splitlines()
-        if not lines or lines[0] != FILE_VERSION:
+        if len(lines) < 3 or lines[0] != FILE_VERSION:
             raise ValueError(f"{path}: not a bpe.py tokenizer file (first line should be {FILE_VERSION!r})")
         pattern = json.loads(lines[1])
         special_tokens = json.loads(lines[2])
