@@ -309,11 +309,12 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
     Tie rule (deterministic, independent of corpus order): the pair with the
     highest count is merged; among equal counts, the pair whose
     (left token bytes, right token bytes) is lexicographically greatest wins.
-    Guard: if a pair's concatenation already were a token (two merge paths
-    spelling the same bytes; we have not found a corpus where this happens),
-    its occurrences become that token and no new id is used, so the ranks
-    never hold two ids for one byte string.
     Training stops early, with fewer ids than asked, if no pairs are left.
+
+    Every merge creates a byte string that is not yet a token. (If the bytes
+    of token t occur with token boundaries at both ends, no merge ever crossed
+    those ends, so that stretch went through exactly the same merges as the
+    stretch that became t, and was merged into t in the same step.)
 
     The algorithm, and why it is fast:
       - identical chunks are counted once: the corpus becomes a Counter of
@@ -368,14 +369,12 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
             if count > 0:
                 heapq.heappush(heap, (-count, key[a], key[b], a, b))
             continue
+        new_id = len(vocab)
         token = vocab[a] + vocab[b]
-        new_id = ranks.get(token)
-        if new_id is None:
-            new_id = len(vocab)
-            vocab.append(token)
-            ranks[token] = new_id
-            key.append(_descending(token))
-            progress.update()
+        vocab.append(token)
+        ranks[token] = new_id
+        key.append(_descending(token))
+        progress.update()
 
         # re-count only the chunks that contain (a, b): subtract their old pairs,
         # add their new pairs, and net everything out in `delta`
@@ -401,7 +400,7 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
                 pair_counts[pair] = count
             else:
                 del pair_counts[pair]
-            if d > 0:  # only pairs containing new_id grow; they need a heap entry
+            if d > 0:  # only pairs containing the new token appear; they need a heap entry
                 heapq.heappush(heap, (-count, key[pair[0]], key[pair[1]], pair[0], pair[1]))
     progress.close()
 

@@ -69,9 +69,9 @@ def reference_train(text, vocab_size, pattern, special_tokens=()):
             break
         a, b = max(counts, key=lambda p: (counts[p], vocab[p[0]], vocab[p[1]]))
         token = vocab[a] + vocab[b]
-        if token not in vocab:
-            vocab.append(token)
-        new_id = vocab.index(token)
+        assert token not in vocab  # a merge always makes a new byte string (see bpe.train)
+        vocab.append(token)
+        new_id = len(vocab) - 1
         merged = []
         for c in chunks:
             out, i = [], 0
