@@ -341,9 +341,12 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
         segments = _special_regex(special_tokens).split(text)[::2] if special_tokens else [text]
         for segment in segments:
             chunk_counts.update(split.findall(segment))
-    # chunks of one byte hold no pair, so they can never take part in a merge
-    chunks = [list(c.encode("utf-8")) for c in chunk_counts if len(c.encode("utf-8")) > 1]
-    freqs = [f for c, f in chunk_counts.items() if len(c.encode("utf-8")) > 1]
+    chunks, freqs = [], []  # distinct chunks as lists of ids, and how often each occurs
+    for chunk, freq in chunk_counts.items():
+        ids = list(chunk.encode("utf-8"))
+        if len(ids) > 1:  # a single byte holds no pair: it can never take part in a merge
+            chunks.append(ids)
+            freqs.append(freq)
 
     # 2. count every adjacent pair once, weighted by chunk frequency
     pair_counts = defaultdict(int)
