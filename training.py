@@ -326,9 +326,6 @@ def write_meta(meta, data_dir):
 # -----------------------------------------------------------------------------
 # text tokenizers named by a dataset's meta.json: "char", "gpt2" (tiktoken) or "bpe" (bpe.py)
 
-GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-
-
 def gpt2_tokenizer():
     """
     tiktoken's GPT-2 encoding. tiktoken downloads its ranks file on first use; offline, point
@@ -341,6 +338,7 @@ def gpt2_tokenizer():
     if not os.path.isfile(path):
         fail(f"GPT2_TIKTOKEN_FILE={path} does not exist")
     from tiktoken.load import load_tiktoken_bpe
+    from bpe import GPT2_SPLIT_PATTERN
     return tiktoken.Encoding(name="gpt2", pat_str=GPT2_SPLIT_PATTERN,
                              mergeable_ranks=load_tiktoken_bpe(path),
                              special_tokens={"<|endoftext|>": 50256})
