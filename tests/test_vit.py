@@ -1,0 +1,218 @@
+"""
+Tests for model_vit.py and train_vit.py. CPU only, small models, small CIFAR-format files.
+
+The data files are written here in CIFAR-10's on-disk layout (data_batch_1..5, test_batch,
+batches.meta: pickled dicts with "data" as uint8 (N, 3072) rows of R, G, B planes, "labels" as
+a list of ints, "label_names" in the meta file) and read back through torchvision's own CIFAR10
+loading code. The real files are Python 2 pickles whose str keys torchvision decodes as latin-1 to
+"data", "labels", ...; pickling Python 3 str keys gives torchvision the same dicts. The md5 sums of
+these files are not the real ones, so the scripts run with --verify_md5=False.
+"""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from model_vit import ViT, ViTConfig  # noqa: E402
+
+TINY_MODEL = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--compile=False", "--num_workers=0",
+              "--dtype=float32", "--device=cpu", "--log_interval=0"]
+
+
+def write_cifar10(root, make_split, n_per_batch):
+    """Write CIFAR-10-format files into root/cifar-10-batches-py; make_split(n) -> (uint8 (n, 32, 32, 3), labels)."""
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        images, labels = make_split(n_per_batch)
+        rows = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)  # HWC -> planar R, G, B rows
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump({"batch_label": name, "labels": [int(y) for y in labels], "data": rows,
+                         "filenames": [f"{name}_{i}.png" for i in range(len(rows))]}, f, protocol=2)
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": n_per_batch,
+                     "num_vis": 3072}, f, protocol=2)
+    return str(root)
+
+
+def random_split(rng):
+    def make(n):
+        return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
+    return make
+
+
+PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+                    [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 128], [0, 0, 0]], dtype=np.int64)
+
+
+def dominant_colour_split(rng):
+    """Class c: 60% of the pixels (a random set) have palette colour c, the rest random colours."""
+    def make(n):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 256, (n, 32, 32, 3))
+        mask = rng.random((n, 32, 32)) < 0.6
+        images[mask] = PALETTE[np.broadcast_to(labels[:, None, None], mask.shape)[mask]]
+        images += rng.integers(-20, 21, images.shape)  # so no two pixels of a class are identical
+        return np.clip(images, 0, 255).astype(np.uint8), labels
+    return make
+
+
+def train_vit(*args):
+    """Run train_vit.py in a subprocess; return (returncode, stdout, stderr)."""
+    # one thread: these models are tiny, so more threads only add synchronization, and on a machine
+    # shared with other jobs, spinning OpenMP threads slow a run down many times over
+    env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "train_vit.py", *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+def read_log(out_dir):
+    with open(os.path.join(out_dir, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def random_cifar(tmp_path_factory):
+    return write_cifar10(tmp_path_factory.mktemp("cifar-random"), random_split(np.random.default_rng(0)), 64)
+
+
+# -----------------------------------------------------------------------------
+# the model
+
+@pytest.mark.parametrize("pool, norm", [("cls", "layernorm"), ("mean", "rmsnorm")])
+def test_forward_gives_one_logit_per_class_and_the_cross_entropy_loss(pool, norm):
+    torch.manual_seed(0)
+    config = ViTConfig(n_layer=2, n_head=2, n_embd=32, n_classes=7, pool=pool, norm=norm)
+    model = ViT(config)
+    images, targets = torch.randn(3, 3, 32, 32), torch.tensor([0, 6, 3])
+    logits, loss = model(images, targets)
+    assert logits.shape == (3, 7)
+    assert torch.allclose(loss, F.cross_entropy(logits, targets))
+    n_tokens = 64 + (1 if pool == "cls" else 0)  # (32 / 4)^2 patches, plus the CLS token
+    assert model.pos_embed.shape == (1, n_tokens, 32)
+    assert model(images)[1] is None
+
+
+def test_attention_matches_pytorch_scaled_dot_product_attention():
+    # on CPU the model writes attention out by hand (it is faster there); it must equal SDPA
+    torch.manual_seed(0)
+    model = ViT(ViTConfig(n_layer=1, n_head=4, n_embd=64)).eval()
+    attn = model.blocks[0].attn
+    x = torch.randn(2, 65, 64)
+    q, k, v = attn.c_attn(x).split(64, dim=2)
+    q, k, v = (t.view(2, 65, 4, 16).transpose(1, 2) for t in (q, k, v))
+    expected = attn.c_proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 65, 64))
+    assert torch.allclose(attn(x), expected, atol=1e-5)
+
+
+def test_bad_shapes_raise_value_errors():
+    with pytest.raises(ValueError, match="not divisible by patch size"):
+        ViTConfig(img_size=32, patch_size=5)
+    with pytest.raises(ValueError, match="does not divide"):
+        ViTConfig(n_head=5, n_embd=192)
+
+
+def test_weight_decay_only_on_weight_matrices():
+    model = ViT(ViTConfig(n_layer=2, n_head=2, n_embd=32))
+    decay, no_decay = model.configure_optimizers(0.05, 1e-3, (0.9, 0.999), "cpu").param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    not_decayed = {names[id(p)] for p in no_decay["params"]}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert decayed | not_decayed == set(names.values()) and not decayed & not_decayed
+    assert "pos_embed" in not_decayed and "cls_token" in not_decayed
+    assert all(name.endswith(("bias", "ln_1.weight", "ln_2.weight", "ln_f.weight"))
+               for name in not_decayed - {"pos_embed", "cls_token"})
+    assert "blocks.0.attn.c_attn.weight" in decayed and "patch_embed.proj.weight" in decayed
+
+
+# -----------------------------------------------------------------------------
+# the training script
+
+@pytest.fixture(scope="module")
+def first_epoch(random_cifar, tmp_path_factory):
+    """One epoch of a 2-epoch schedule, stopped there: the first half of the resume test."""
+    out_dir = str(tmp_path_factory.mktemp("vit-stopped"))
+    args = [f"--data_dir={random_cifar}", "--download=False", "--verify_md5=False", "--batch_size=32",
+            "--epochs=2", *TINY_MODEL]
+    code, out, err = train_vit(*args, f"--out_dir={out_dir}", "--stop_at_epoch=1")
+    assert code == 0, err
+    return out_dir, args
+
+
+def test_one_epoch_writes_both_checkpoints_without_wrapper_prefixes(first_epoch):
+    out_dir, _ = first_epoch
+    for name in ("ckpt_last.pt", "ckpt_best.pt"):
+        checkpoint = torch.load(os.path.join(out_dir, name), weights_only=True)
+        assert checkpoint["kind"] == "vit" and checkpoint["epoch"] == 1
+        model = ViT(ViTConfig(**checkpoint["model_config"]))
+        model.load_state_dict(checkpoint["model"])  # strict: fails on _orig_mod. / module. prefixes
+    assert [record["epoch"] for record in read_log(out_dir)] == [1]
+
+
+def test_resume_trains_bit_identically_to_a_straight_run(first_epoch, tmp_path):
+    stopped_dir, args = first_epoch
+    straight_dir = str(tmp_path / "straight")
+    code, _, err = train_vit(*args, f"--out_dir={straight_dir}")
+    assert code == 0, err
+    # resume with a DataLoader worker this time: augmentation is seeded per image, not per process
+    code, out, err = train_vit(*args, f"--out_dir={stopped_dir}", "--init_from=resume", "--num_workers=1")
+    assert code == 0, err
+    straight, resumed = read_log(straight_dir), read_log(stopped_dir)
+    assert [r["epoch"] for r in resumed] == [1, 2]  # continued at epoch 2, didn't redo epoch 1
+    for key in ("train_loss", "val_loss", "top1", "top5", "lr", "step"):
+        assert [r[key] for r in straight] == [r[key] for r in resumed], key
+    straight_weights = torch.load(os.path.join(straight_dir, "ckpt_last.pt"), weights_only=True)["model"]
+    resumed_weights = torch.load(os.path.join(stopped_dir, "ckpt_last.pt"), weights_only=True)["model"]
+    assert all(torch.equal(straight_weights[k], resumed_weights[k]) for k in straight_weights)
+
+
+def test_pipeline_learns_the_dominant_colour(tmp_path):
+    data_dir = write_cifar10(tmp_path / "data", dominant_colour_split(np.random.default_rng(1)), 200)
+    out_dir = str(tmp_path / "out")
+    code, out, err = train_vit(f"--data_dir={data_dir}", "--download=False", "--verify_md5=False",
+                               f"--out_dir={out_dir}", *TINY_MODEL, "--patch_size=8", "--pool=mean",
+                               "--batch_size=32", "--epochs=8", "--warmup_epochs=1.0", "--learning_rate=3e-3",
+                               "--autoaugment=none", "--mixup=0.0", "--cutmix=0.0", "--random_erasing=0.0",
+                               "--label_smoothing=0.0", "--drop_path=0.0")
+    assert code == 0, err
+    # 1000 training images / 32 = 31 steps per epoch, 248 steps; chance is 10%
+    assert read_log(out_dir)[-1]["top1"] >= 0.9, out
+
+
+# -----------------------------------------------------------------------------
+# errors are one line, not tracebacks
+
+def assert_one_line_error(code, err, expected):
+    assert code != 0
+    assert err.strip().count("\n") == 0 and "Traceback" not in err, err
+    assert err.strip().startswith("error: ") and expected in err, err
+
+
+def test_missing_dataset_with_download_off_is_a_one_line_error(tmp_path):
+    code, _, err = train_vit(f"--data_dir={tmp_path}", "--download=False", *TINY_MODEL)
+    assert_one_line_error(code, err, f"CIFAR-10 not found in {tmp_path}; run with --download=True")
+
+
+def test_files_failing_the_md5_check_are_a_one_line_error(random_cifar):
+    code, _, err = train_vit(f"--data_dir={random_cifar}", "--download=False", *TINY_MODEL)
+    assert_one_line_error(code, err, "--verify_md5=False")
+
+
+@pytest.mark.parametrize("flag, expected", [("--patch_size=5", "image size 32 is not divisible by patch size 5"),
+                                            ("--n_head=5", "n_head=5 does not divide n_embd=32")])
+def test_bad_model_shape_is_a_one_line_error(random_cifar, flag, expected):
+    code, _, err = train_vit(f"--data_dir={random_cifar}", "--download=False", "--verify_md5=False",
+                             *TINY_MODEL, flag)
+    assert_one_line_error(code, err, expected)

@@ -1,0 +1,355 @@
+"""
+Train a Vision Transformer (model_vit.py) from scratch on CIFAR-10 or CIFAR-100.
+
+On a laptop CPU (a small model that visibly learns in minutes):
+$ python train_vit.py config/vit_cpu.py
+
+On one GPU (the seed model with the full recipe):
+$ python train_vit.py config/vit_cifar10.py
+
+On 8 GPUs of one node (batch_size is per GPU, so the global batch is 8x larger):
+$ torchrun --standalone --nproc_per_node=8 train_vit.py config/vit_cifar10.py
+
+Any setting below can be changed by a config file and then by --key=value, e.g. --epochs=50.
+Resume after a stop or crash with --init_from=resume (same out_dir): it continues at the epoch after
+the last finished one, and, in a single process, trains exactly as if it had never stopped.
+"""
+
+import dataclasses
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchvision import datasets, transforms
+from torchvision.transforms import v2
+
+import training
+from model_vit import ViT, ViTConfig
+
+# -----------------------------------------------------------------------------
+# default config values: CIFAR-10, the seed model (8 layers, 6 heads, 192 wide, 4x4 patches)
+# I/O
+out_dir = "out-vit"
+init_from = "scratch"  # "scratch" or "resume" (from out_dir/ckpt_last.pt)
+eval_only = False      # evaluate the resumed checkpoint on the test set, then exit
+log_interval = 50      # print a progress line every this many steps
+wandb_log = False      # also log to Weights & Biases (works with WANDB_MODE=offline)
+wandb_project = "tinyformers"
+wandb_run_name = "vit"
+# data
+dataset = "cifar10"    # "cifar10" or "cifar100"
+data_dir = "data"      # holds cifar-10-batches-py/ or cifar-100-python/
+download = True        # fetch the dataset with torchvision if it is not in data_dir
+verify_md5 = True      # check the files against torchvision's md5 sums; False for a copy you made yourself
+num_workers = 8        # DataLoader processes doing the augmentation (0: in the main process)
+# model
+patch_size = 4
+n_layer = 8
+n_head = 6
+n_embd = 192
+mlp_ratio = 4.0
+dropout = 0.0
+attn_dropout = 0.0
+drop_path = 0.1        # stochastic depth of the last block (linearly less in earlier ones)
+pool = "cls"           # "cls" or "mean"
+norm = "layernorm"     # "layernorm" or "rmsnorm"
+bias = True
+# augmentation and regularization
+autoaugment = "trivialaugment"  # "trivialaugment", "randaugment" or "none"
+mixup = 0.8            # MixUp alpha (0: off)
+cutmix = 1.0           # CutMix alpha (0: off); with both on, each batch gets one of the two at random
+random_erasing = 0.25  # probability of erasing a random rectangle of each image
+label_smoothing = 0.1
+# optimizer: AdamW, linear warmup then cosine decay, stepped every batch
+batch_size = 256       # images per step per process
+learning_rate = 1e-3
+min_lr = 1e-5
+weight_decay = 0.05
+beta1 = 0.9
+beta2 = 0.999
+grad_clip = 1.0        # clip the gradient norm at this value (0: off)
+epochs = 200           # length of the run; the learning rate reaches min_lr at its end
+warmup_epochs = 5.0
+stop_at_epoch = 0      # if > 0, stop after this many epochs (the schedule still spans `epochs`)
+# system
+device = "auto"        # "auto", "cpu", "cuda", "cuda:1", "mps"
+dtype = "auto"         # "auto" (bf16 on GPUs that have it), "bfloat16", "float16", "float32"
+compile = True         # torch.compile the model
+seed = 1337
+config = training.configure({k: v for k, v in globals().items()
+                             if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))},
+                            sys.argv[1:])
+globals().update(config)
+# -----------------------------------------------------------------------------
+
+if dataset not in ("cifar10", "cifar100"):
+    training.fail(f"dataset must be cifar10 or cifar100, got '{dataset}'")
+if autoaugment not in ("trivialaugment", "randaugment", "none"):
+    training.fail(f"autoaugment must be trivialaugment, randaugment or none, got '{autoaugment}'")
+if init_from not in ("scratch", "resume"):
+    training.fail(f"init_from must be scratch or resume, got '{init_from}'")
+if eval_only and init_from != "resume":
+    training.fail("eval_only evaluates a trained model: add --init_from=resume")
+
+ddp = training.setup_distributed(device)
+device = ddp.device
+device_type = "cuda" if device.startswith("cuda") else "cpu"
+dtype = training.resolve_dtype(dtype, device)
+torch.manual_seed(seed + ddp.rank)  # each rank its own DropPath and MixUp draws
+if device_type == "cuda":
+    torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores where any are left
+    torch.backends.cudnn.allow_tf32 = True
+if ddp.master:
+    os.makedirs(out_dir, exist_ok=True)
+
+# -----------------------------------------------------------------------------
+# data: torchvision's CIFAR loaders, augmentation seeded per image so resume is exact
+
+CIFAR = {  # torchvision class, folder it reads, per-channel mean and std of the training images
+    "cifar10": (datasets.CIFAR10, "CIFAR-10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": (datasets.CIFAR100, "CIFAR-100", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+cifar_class, cifar_name, cifar_mean, cifar_std = CIFAR[dataset]
+if not verify_md5:
+    # The same torchvision class, reading the files the same way, but with no md5 sums to check
+    # against: torchvision's check_integrity then only checks that each file exists. For a copy
+    # you wrote yourself (the tests' small CIFAR-format files); real downloads keep the check.
+    cifar_class = type(cifar_class.__name__ + "Unverified", (cifar_class,), {
+        "train_list": [[name, None] for name, _ in cifar_class.train_list],
+        "test_list": [[name, None] for name, _ in cifar_class.test_list],
+        "meta": {**cifar_class.meta, "md5": None},
+    })
+
+
+def load_cifar(train):
+    folder = os.path.join(data_dir, cifar_class.base_folder)
+    if not download and not os.path.isdir(folder):
+        training.fail(f"{cifar_name} not found in {data_dir}; run with --download=True "
+                      f"or put {cifar_class.base_folder} there")
+    try:
+        return cifar_class(data_dir, train=train, download=download)
+    except RuntimeError as e:  # torchvision's "not found or corrupted"
+        fail_hint = "" if not verify_md5 else " (for a copy you made yourself: --verify_md5=False)"
+        training.fail(f"{cifar_name} in {folder} is incomplete or corrupted: {e}{fail_hint}")
+    except OSError as e:  # no network, or the download broke off
+        training.fail(f"could not download {cifar_name} ({e}); put {cifar_class.base_folder} "
+                      f"in {data_dir} and run with --download=False")
+
+
+class SeededAugment(Dataset):
+    """
+    Apply a random transform to dataset[i] with randomness drawn from a generator seeded by
+    (seed, epoch, i): the augmented images are a pure function of the epoch, whatever the number of
+    DataLoader workers or when the run was resumed. `epoch` lives in shared memory so that the
+    main process can advance it for (persistent) workers that were started long ago.
+    """
+
+    def __init__(self, base, transform, seed):
+        self.base, self.transform, self.seed = base, transform, seed
+        self.epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, index):
+        image, label = self.base[index]
+        # fork_rng: with num_workers=0 this runs in the main process, whose RNG must not be disturbed
+        with torch.random.fork_rng(devices=[]):
+            # (the CPU generator alone: torch.manual_seed would also reseed every GPU, ~0.2 ms per call)
+            torch.default_generator.manual_seed((self.seed * 1_000_003 + int(self.epoch)) * 1_000_003 + index)
+            return self.transform(image), label
+
+
+if ddp.enabled and not ddp.master:
+    dist.barrier()  # let rank 0 download alone, then read its copy
+train_set, test_set = load_cifar(train=True), load_cifar(train=False)
+if ddp.enabled and ddp.master:
+    dist.barrier()
+n_classes = len(train_set.classes)
+
+normalize = [transforms.ToTensor(), transforms.Normalize(cifar_mean, cifar_std)]
+augment = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
+if autoaugment == "trivialaugment":
+    augment.append(transforms.TrivialAugmentWide())  # one random op at a random strength per image
+elif autoaugment == "randaugment":
+    augment.append(transforms.RandAugment(num_ops=2, magnitude=9))
+augment += normalize
+if random_erasing > 0:
+    augment.append(transforms.RandomErasing(p=random_erasing))
+train_data = SeededAugment(train_set, transforms.Compose(augment), seed)
+test_set.transform = transforms.Compose(normalize)
+
+# every rank takes an equal share of a fresh permutation each epoch (set_epoch reseeds it from
+# seed + epoch); dropping the last partial batch keeps every step's shape the same for torch.compile
+train_sampler = DistributedSampler(train_data, num_replicas=ddp.world_size, rank=ddp.rank,
+                                   shuffle=True, seed=seed, drop_last=True)
+# each loader draws its workers' base seed from its own generator, never from the global RNG, so
+# the global RNG (DropPath, MixUp) follows the same sequence whatever num_workers is
+loader_args = dict(num_workers=num_workers, pin_memory=(device_type == "cuda"),
+                   persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
+train_loader = DataLoader(train_data, batch_size=batch_size, sampler=train_sampler, drop_last=True, **loader_args)
+# the test set is split rank::world_size without padding, so the summed counts are exact
+test_loader = DataLoader(test_set, batch_size=2 * batch_size,
+                         sampler=range(ddp.rank, len(test_set), ddp.world_size), **loader_args)
+steps_per_epoch = len(train_loader)
+if steps_per_epoch == 0:
+    training.fail(f"batch_size={batch_size} x {ddp.world_size} process(es) is more than the "
+                  f"{len(train_set)} training images")
+
+# MixUp / CutMix blend pairs of images in a batch and their labels (targets become class
+# probabilities); done on the device, batch by batch, after the per-image augmentation
+batch_mixes = []
+if mixup > 0:
+    batch_mixes.append(v2.MixUp(alpha=mixup, num_classes=n_classes))
+if cutmix > 0:
+    batch_mixes.append(v2.CutMix(alpha=cutmix, num_classes=n_classes))
+mix_batch = v2.RandomChoice(batch_mixes) if batch_mixes else None
+
+# -----------------------------------------------------------------------------
+# model, optimizer, and the state of a resumed run
+
+epoch, best_top1 = 0, 0.0
+if init_from == "resume":
+    checkpoint = training.load_checkpoint(os.path.join(out_dir, "ckpt_last.pt"),
+                                          "train first with --init_from=scratch, or check --out_dir")
+    if checkpoint.get("kind") != "vit":
+        training.fail(f"{out_dir}/ckpt_last.pt is a {checkpoint.get('kind')!r} checkpoint, not a ViT one")
+    model_config = ViTConfig(**checkpoint["model_config"])  # the shape is the checkpoint's, not the flags'
+    if model_config.n_classes != n_classes:
+        training.fail(f"the checkpoint has {model_config.n_classes} classes, {dataset} has {n_classes}")
+else:
+    try:
+        model_config = ViTConfig(img_size=32, patch_size=patch_size, in_chans=3, n_classes=n_classes,
+                                 n_layer=n_layer, n_head=n_head, n_embd=n_embd, mlp_ratio=mlp_ratio,
+                                 dropout=dropout, attn_dropout=attn_dropout, drop_path=drop_path,
+                                 pool=pool, norm=norm, bias=bias)
+    except ValueError as e:
+        training.fail(str(e))
+raw_model = ViT(model_config).to(device)
+optimizer = raw_model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+scaler = training.grad_scaler(device, dtype)
+if init_from == "resume":
+    raw_model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    epoch, best_top1 = checkpoint["epoch"], checkpoint["best_top1"]
+    if ddp.master:
+        training.set_rng_state(checkpoint["rng"])  # rank 0's generators; other ranks keep their seeds
+    del checkpoint
+model = torch.compile(raw_model) if compile else raw_model
+if ddp.enabled:
+    model = DDP(model, device_ids=[ddp.local_rank] if device_type == "cuda" else None)
+if ddp.master:
+    print(f"ViT: {raw_model.n_params() / 1e6:.2f}M parameters, {model_config.n_patches} patches of "
+          f"{patch_size}x{patch_size}, {raw_model.estimate_flops_per_image() / 1e9:.2f} GFLOP per "
+          f"training image; {dataset}: {len(train_set)} train / {len(test_set)} test images; "
+          f"{steps_per_epoch} steps per epoch of {batch_size} x {ddp.world_size} images; "
+          f"device {device}, dtype {dtype}")
+
+
+@torch.no_grad()
+def evaluate():
+    """Test-set loss and top-1/top-5 accuracy, summed over every rank's share of the images."""
+    model.eval()
+    totals = torch.zeros(4, device=device, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits, images
+    for images, labels in test_loader:
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with training.autocast(device, dtype):
+            logits, _ = model(images)
+        loss_sum = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
+        top5 = logits.topk(min(5, n_classes), dim=1).indices   # (B, 5), best first
+        hits = top5 == labels[:, None]                          # (B, 5): at most one True per row
+        totals += torch.stack([loss_sum.double(), hits[:, 0].sum().double(),
+                               hits.any(dim=1).sum().double(), torch.tensor(len(labels), device=device).double()])
+    if ddp.enabled:
+        dist.all_reduce(totals)
+    model.train()
+    loss_sum, top1, top5, count = totals.tolist()
+    return loss_sum / count, top1 / count, top5 / count
+
+
+if eval_only:
+    val_loss, top1, top5 = evaluate()
+    if ddp.master:
+        print(f"epoch {epoch}: val loss {val_loss:.4f}, top-1 {top1:.2%}, top-5 {top5:.2%}")
+    training.cleanup_distributed(ddp)
+    sys.exit(0)
+
+# -----------------------------------------------------------------------------
+# training loop: one pass over the training set per epoch, evaluation and checkpoints after each
+
+metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
+stop = training.StopRequest()
+timer = training.Timer()  # seconds since the start, for the logs
+last_log_time = time.time()
+total_steps = epochs * steps_per_epoch
+warmup_steps = int(warmup_epochs * steps_per_epoch)
+images_per_step = batch_size * ddp.world_size
+last_epoch = min(epochs, stop_at_epoch) if stop_at_epoch > 0 else epochs
+if epoch >= last_epoch and ddp.master:
+    print(f"nothing to do: {epoch} epochs are done (epochs={epochs}, stop_at_epoch={stop_at_epoch})")
+model.train()
+while epoch < last_epoch:
+    train_sampler.set_epoch(epoch)
+    train_data.epoch.fill_(epoch)
+    loss_sum = torch.zeros((), device=device)  # summed on the device: no GPU sync every step
+    for step_in_epoch, (images, labels) in enumerate(train_loader):
+        step = epoch * steps_per_epoch + step_in_epoch
+        lr = training.learning_rate_at(step, learning_rate, warmup_steps, total_steps, min_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        if mix_batch is not None:
+            images, labels = mix_batch(images, labels)  # labels: (B,) indices -> (B, n_classes) probabilities
+        with training.autocast(device, dtype):
+            _, loss = model(images, labels, label_smoothing=label_smoothing)
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach()
+
+        if ddp.master and log_interval > 0 and (step + 1) % log_interval == 0:
+            loss_value = loss.item()  # waits for the GPU, so the time below is real
+            dt, last_log_time = time.time() - last_log_time, time.time()
+            print(f"epoch {epoch} step {step + 1}/{total_steps}: loss {loss_value:.4f}, lr {lr:.2e}, "
+                  f"{log_interval * images_per_step / dt:,.0f} img/s")
+        if stop.agreed(ddp):
+            if ddp.master:
+                print(f"stopped in epoch {epoch}; --init_from=resume restarts it from ckpt_last.pt")
+            training.cleanup_distributed(ddp)
+            sys.exit(0)
+
+    epoch += 1  # the epoch is done: what follows describes the model after `epoch` epochs
+    if ddp.enabled:
+        dist.all_reduce(loss_sum)
+    train_loss = loss_sum.item() / (steps_per_epoch * ddp.world_size)
+    val_loss, top1, top5 = evaluate()
+    if ddp.master:
+        is_best = top1 > best_top1
+        best_top1 = max(best_top1, top1)
+        print(f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
+              f"top-1 {top1:.2%}, top-5 {top5:.2%} (best {best_top1:.2%}), {timer.elapsed():.0f}s")
+        metrics.log({"epoch": epoch, "step": epoch * steps_per_epoch, "train_loss": train_loss,
+                     "val_loss": val_loss, "top1": top1, "top5": top5, "lr": lr,
+                     "images_seen": epoch * steps_per_epoch * images_per_step,
+                     "elapsed_s": round(timer.elapsed(), 3)})
+        # saved from raw_model: the compiled and DDP wrappers would prefix every key
+        checkpoint = {"kind": "vit", "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "scaler": scaler.state_dict(), "model_config": dataclasses.asdict(model_config),
+                      "config": config, "epoch": epoch, "best_top1": best_top1, "rng": training.rng_state()}
+        training.save_checkpoint(checkpoint, os.path.join(out_dir, "ckpt_last.pt"))
+        if is_best:
+            training.save_checkpoint(checkpoint, os.path.join(out_dir, "ckpt_best.pt"))
+    last_log_time = time.time()  # evaluation and checkpoints don't count in the next img/s
+
+training.cleanup_distributed(ddp)
