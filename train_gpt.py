@@ -59,6 +59,7 @@ beta1 = 0.9
 beta2 = 0.99
 grad_clip = 1.0               # clip the gradient norm at this (0 = off)
 on_nonfinite = "stop"         # a NaN/inf loss or gradient: 'stop' the run, or 'skip' the step
+export = ""                   # 'safetensors': also write the weights to out_dir/model.safetensors
 # learning rate schedule
 decay_lr = True
 warmup_iters = 100
@@ -78,6 +79,8 @@ globals().update(config)
 
 if init_from not in ("scratch", "resume", "auto") and not init_from.startswith("gpt2"):
     training.fail(f"init_from must be scratch, resume, auto or gpt2/gpt2-medium/gpt2-large/gpt2-xl, got '{init_from}'")
+if export not in ("", "safetensors"):
+    training.fail(f"export must be '' or 'safetensors', got '{export}'")
 if on_nonfinite not in ("stop", "skip"):
     training.fail(f"on_nonfinite must be 'stop' or 'skip', got '{on_nonfinite}'")
 ckpt_path = os.path.join(out_dir, "ckpt.pt")
@@ -120,10 +123,12 @@ for split in ("train", "val"):
     path = os.path.join(data_path, f"{split}.bin")
     if not os.path.exists(path):
         training.fail(f"{path} is missing; prepare the dataset first: {prepare_hint}")
-    size = os.path.getsize(path)
-    if size % 2 != 0 or size // 2 <= block_size:
-        training.fail(f"{path} is truncated or too small ({size} bytes) for block_size={block_size}; "
+    size, expected = os.path.getsize(path), meta.get(f"{split}_tokens")
+    if size % 2 != 0 or (expected is not None and size != 2 * expected):
+        training.fail(f"{path} is truncated or damaged ({size} bytes, meta.json says {expected} tokens); "
                       f"prepare it again: {prepare_hint}")
+    if size // 2 <= block_size:
+        training.fail(f"{path} has only {size // 2} tokens, too few for block_size={block_size}")
 
 
 def get_batch(split, generator):
@@ -136,6 +141,9 @@ def get_batch(split, generator):
     ix = ix[ddp.rank * batch_size: (ddp.rank + 1) * batch_size]
     x = torch.stack([torch.from_numpy(data[i: i + block_size].astype(np.int64)) for i in ix])
     y = torch.stack([torch.from_numpy(data[i + 1: i + 1 + block_size].astype(np.int64)) for i in ix])
+    if int(y.max()) >= meta_vocab_size:  # cheap on the CPU, and an embedding lookup would crash cryptically
+        training.fail(f"{split}.bin holds token id {int(y.max())} but meta.json says vocab_size={meta_vocab_size}: "
+                      f"the dataset and its meta.json disagree; prepare it again: {prepare_hint}")
     if device_type == "cuda":
         # pinned memory lets the copy to the GPU run asynchronously
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
@@ -145,6 +153,7 @@ def get_batch(split, generator):
 # -----------------------------------------------------------------------------
 # model
 iter_num = 0
+last_eval_iter = None  # the iteration whose eval is done: a resumed run does not repeat it
 best_val_loss = 1e9
 tokens_seen = 0
 elapsed_before = 0.0  # training seconds of the run(s) this one resumes
@@ -165,6 +174,7 @@ elif init_from == "resume":
     model = GPT(GPTConfig(**model_args))
     model.load_state_dict(checkpoint["model"])
     iter_num = checkpoint["iter_num"]
+    last_eval_iter = checkpoint["last_eval_iter"]
     best_val_loss = checkpoint["best_val_loss"]
     tokens_seen = checkpoint["tokens_seen"]
     elapsed_before = checkpoint["elapsed_s"]
@@ -205,6 +215,9 @@ def estimate_loss():
         generator = torch.Generator().manual_seed(seed + 1)
         losses = torch.zeros(eval_iters, device=device)
         for k in range(eval_iters):
+            if stop.agreed(ddp):  # a long eval must not outlive a preemption notice
+                fast_model.train()
+                return None
             X, Y = get_batch(split, generator)
             with amp:
                 _, loss = fast_model(X, Y)
@@ -234,12 +247,15 @@ def save(reason):
         "model_args": model_args,
         "config": config,
         "iter_num": iter_num,
+        "last_eval_iter": last_eval_iter,
         "best_val_loss": best_val_loss,
         "tokens_seen": tokens_seen,
         "elapsed_s": elapsed_before + timer.elapsed(),
         "batch_rng": batch_generator.get_state(),
         "rng": all_rng,
     }, ckpt_path)
+    if export == "safetensors":
+        training.export_safetensors(model, os.path.join(out_dir, "model.safetensors"))
     print(f"saved checkpoint at iter {iter_num} to {ckpt_path} ({reason})")
 
 
@@ -248,15 +264,16 @@ def save(reason):
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 stop = training.StopRequest()
 timer = training.Timer()
-resumed_at = iter_num if init_from == "resume" else None  # that iteration was evaluated before the checkpoint
 step_seconds = 0.0  # time in training steps since the last log line (evals excluded)
 while True:
     lr = training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters, min_lr) if decay_lr else learning_rate
     for group in optimizer.param_groups:
         group["lr"] = lr
 
-    if (iter_num % eval_interval == 0 or iter_num == max_iters) and iter_num != resumed_at or eval_only:
-        losses = estimate_loss()
+    due = (iter_num % eval_interval == 0 or iter_num == max_iters) and iter_num != last_eval_iter
+    losses = estimate_loss() if due or eval_only else None
+    if losses is not None:
+        last_eval_iter = iter_num
         if ddp.master:
             print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
         metrics.log({"iter": iter_num, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,

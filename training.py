@@ -210,6 +210,17 @@ def load_checkpoint(path, hint="train first, or check --out_dir"):
         fail(f"{path} is not a loadable checkpoint (refused or damaged: {first_line})")
 
 
+def export_safetensors(model, path):
+    """Model weights alone, in the safetensors format: loadable anywhere without pickle."""
+    try:
+        from safetensors.torch import save_model
+    except ImportError:
+        fail("exporting safetensors needs the safetensors package: pip install safetensors")
+    tmp_path = path + ".tmp"
+    save_model(model, tmp_path)  # unlike save_file, it handles tied weights (wte = lm_head)
+    os.replace(tmp_path, path)
+
+
 def rng_state():
     """Every random number generator the training loop draws from, in a weights_only-safe form."""
     np_state = np.random.get_state()
@@ -314,6 +325,16 @@ def write_tokens(ids, path):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp_path, path)
+    return ids.size
+
+
+def write_dataset(data_dir, train_ids, val_ids, meta):
+    """train.bin, val.bin, then meta.json with each split's token count (so train_gpt.py can tell
+    a truncated or mismatched .bin): a dataset is complete once its meta.json is written."""
+    counts = {f"{split}_tokens": write_tokens(ids, os.path.join(data_dir, f"{split}.bin"))
+              for split, ids in (("train", train_ids), ("val", val_ids))}
+    write_meta({**meta, **counts}, data_dir)
+    print(f"{counts['train_tokens']:,} train and {counts['val_tokens']:,} val tokens in {data_dir}")
 
 
 def write_meta(meta, data_dir):

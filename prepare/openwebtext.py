@@ -56,6 +56,7 @@ def write_split(dataset, path, total_batches=1024):
     out.flush()
     del out
     os.replace(tmp_path, path)  # only a complete file gets the real name
+    return total
 
 
 def main():
@@ -73,11 +74,12 @@ def main():
     val_size = max(1, int(len(documents) * args.val_fraction))
     split = documents.train_test_split(test_size=val_size, seed=2357, shuffle=True)
     num_proc = args.num_proc if len(documents) >= 1000 else 1
+    meta = {"vocab_size": 50257, "tokenizer": "gpt2"}
     for name, dataset in (("train", split["train"]), ("val", split["test"])):
         tokenized = dataset.map(tokenize, remove_columns=dataset.column_names, num_proc=num_proc,
                                 desc=f"tokenizing {name}")
-        write_split(tokenized, os.path.join(args.out_dir, f"{name}.bin"))
-    training.write_meta({"vocab_size": 50257, "tokenizer": "gpt2"}, args.out_dir)
+        meta[f"{name}_tokens"] = write_split(tokenized, os.path.join(args.out_dir, f"{name}.bin"))
+    training.write_meta(meta, args.out_dir)  # last: the dataset is complete once meta.json exists
 
 
 if __name__ == "__main__":

@@ -22,10 +22,7 @@ def prepare(out_dir="data/shakespeare", input_path=None):
     n = len(text)
     train_ids = enc.encode_ordinary(text[: int(n * 0.9)])
     val_ids = enc.encode_ordinary(text[int(n * 0.9):])
-    training.write_tokens(train_ids, os.path.join(out_dir, "train.bin"))
-    training.write_tokens(val_ids, os.path.join(out_dir, "val.bin"))
-    training.write_meta({"vocab_size": enc.n_vocab, "tokenizer": "gpt2"}, out_dir)
-    print(f"{len(train_ids):,} train and {len(val_ids):,} val GPT-2 tokens in {out_dir}")
+    training.write_dataset(out_dir, train_ids, val_ids, {"vocab_size": enc.n_vocab, "tokenizer": "gpt2"})
 
 
 if __name__ == "__main__":

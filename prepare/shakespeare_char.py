@@ -45,11 +45,8 @@ def prepare(out_dir="data/shakespeare_char", input_path=None):
     stoi = {ch: i for i, ch in enumerate(itos)}
     n = len(text)
     train_text, val_text = text[: int(n * 0.9)], text[int(n * 0.9):]
-    training.write_tokens([stoi[c] for c in train_text], os.path.join(out_dir, "train.bin"))
-    training.write_tokens([stoi[c] for c in val_text], os.path.join(out_dir, "val.bin"))
-    training.write_meta({"vocab_size": len(itos), "tokenizer": "char", "itos": itos}, out_dir)
-    print(f"{n:,} characters, vocab {len(itos)}: {len(train_text):,} train and "
-          f"{len(val_text):,} val tokens in {out_dir}")
+    training.write_dataset(out_dir, [stoi[c] for c in train_text], [stoi[c] for c in val_text],
+                           {"vocab_size": len(itos), "tokenizer": "char", "itos": itos})
 
 
 if __name__ == "__main__":

@@ -49,14 +49,8 @@ def main():
         training.fail(str(e))
     tok.save(os.path.join(args.out_dir, "tokenizer.bpe"))
 
-    train_ids = tok.encode_ordinary(train_text)
-    val_ids = tok.encode_ordinary(val_text)
-    print(f"train has {len(train_ids):,} tokens, val has {len(val_ids):,} tokens ({n:,} characters)")
-    training.write_tokens(train_ids, os.path.join(args.out_dir, "train.bin"))
-    training.write_tokens(val_ids, os.path.join(args.out_dir, "val.bin"))
-    training.write_meta({"vocab_size": tok.n_vocab, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe"},
-                        args.out_dir)
-    print(f"wrote {args.out_dir}: vocab_size {tok.n_vocab}")
+    training.write_dataset(args.out_dir, tok.encode_ordinary(train_text), tok.encode_ordinary(val_text),
+                           {"vocab_size": tok.n_vocab, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe"})
 
 
 if __name__ == "__main__":

@@ -238,10 +238,11 @@ def test_prepare_script_bins_decode_to_the_90_10_split(tmp_path):
     subprocess.run([sys.executable, "prepare/text_bpe.py", "--input", str(tmp_path / "in.txt"),
                     "--vocab_size", "300", "--out_dir", str(out)], cwd=REPO, check=True, capture_output=True)
     meta = json.loads((out / "meta.json").read_text())
-    assert meta == {"vocab_size": 300, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe"}
     tok = bpe.Tokenizer.load(out / meta["tokenizer_file"])
     train_ids = np.fromfile(out / "train.bin", dtype=np.uint16).tolist()
     val_ids = np.fromfile(out / "val.bin", dtype=np.uint16).tolist()
+    assert meta == {"vocab_size": 300, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe",
+                    "train_tokens": len(train_ids), "val_tokens": len(val_ids)}
     cut = int(len(text) * 0.9)
     assert tok.decode(train_ids) == text[:cut]
     assert tok.decode(val_ids) == text[cut:]
