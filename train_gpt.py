@@ -10,6 +10,7 @@ Settings are the module-level variables below; config files (plain Python assign
 --key=value overrides replace them, in order.
 """
 
+import math
 import os
 import sys
 import time
@@ -280,7 +281,10 @@ while True:
                      "tokens_seen": tokens_seen, "elapsed_s": round(elapsed_before + timer.elapsed(), 3)})
         improved = losses["val"] < best_val_loss
         best_val_loss = min(best_val_loss, losses["val"])
-        if not eval_only and iter_num > 0 and (improved or always_save_checkpoint):
+        if not math.isfinite(losses["val"]):
+            if ddp.master:
+                print(f"val loss is {losses['val']}: not saving this model over the last good checkpoint")
+        elif not eval_only and iter_num > 0 and (improved or always_save_checkpoint):
             save("best val loss" if improved else "always_save_checkpoint")
     if eval_only or iter_num >= max_iters:
         break

@@ -1,0 +1,271 @@
+"""
+Training that survives (GPT side): exact resume, preemption, atomic checkpoints, refusing unsafe
+checkpoints, non-finite losses, and a clear one-line error for each kind of bad input.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEXT = "".join(f"To be, or not to be: that is question {i % 7}. Whether 'tis nobler in the mind\n"
+               for i in range(120))
+TINY_MODEL = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
+              "--eval_iters=3", "--log_interval=1", "--warmup_iters=2", "--lr_decay_iters=20",
+              "--device=cpu", "--dtype=float32"]
+
+
+def run(*args, check=True, **kwargs):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline"}
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def last_error_line(result):
+    assert result.returncode != 0, result.stdout
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A prepared dataset and a model trained 10 iterations on it."""
+    root = tmp_path_factory.mktemp("trained")
+    (root / "input.txt").write_text(TEXT)
+    run("prepare/shakespeare_char.py", "--input", str(root / "input.txt"), "--out_dir", str(root / "data" / "tiny"))
+    run("train_gpt.py", *TINY_MODEL, f"--data_dir={root / 'data'}", "--dataset=tiny", f"--out_dir={root / 'out'}",
+        "--max_iters=10", "--eval_interval=10")
+    return root
+
+
+@pytest.fixture
+def workdir(trained, tmp_path):
+    """A private copy of the trained fixture, so a test may damage it."""
+    shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def train_args(workdir, *extra):
+    return ["train_gpt.py", *TINY_MODEL, f"--data_dir={workdir / 'data'}", "--dataset=tiny",
+            f"--out_dir={workdir / 'out'}", *extra]
+
+
+def checksums(directory):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def final_state(out_dir):
+    checkpoint = torch.load(out_dir / "ckpt.pt", weights_only=True)
+    with open(out_dir / "log.jsonl") as f:
+        log = [json.loads(line) for line in f]
+    return checkpoint, [(r["iter"], r["train_loss"], r["val_loss"]) for r in log]
+
+
+# -----------------------------------------------------------------------------
+# exact resume and preemption
+
+def test_stopping_and_resuming_is_bit_identical_to_a_straight_run(workdir):
+    # dropout on: the resumed run must also restore the RNG that drives it
+    common = ["--dropout=0.1", "--eval_interval=5", "--max_iters=20"]
+    straight, split = workdir / "straight", workdir / "split"
+    run(*train_args(workdir, *common, f"--out_dir={straight}"))
+    run(*train_args(workdir, *common[:-1], "--max_iters=10", f"--out_dir={split}"))
+    run(*train_args(workdir, *common, "--init_from=resume", f"--out_dir={split}"))
+    (ckpt_a, log_a), (ckpt_b, log_b) = final_state(straight), final_state(split)
+    assert ckpt_a["iter_num"] == ckpt_b["iter_num"] == 20
+    assert log_a == log_b  # every eval of the two runs, exactly
+    for name, tensor in ckpt_a["model"].items():
+        assert torch.equal(tensor, ckpt_b["model"][name]), name
+
+
+def test_sigterm_saves_and_the_resumed_run_matches_a_straight_run(workdir):
+    common = ["--dropout=0.1", "--eval_interval=1000", "--max_iters=300", "--always_save_checkpoint=False"]
+    straight, preempted = workdir / "straight", workdir / "preempted"
+    run(*train_args(workdir, *common, f"--out_dir={straight}"))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, *train_args(workdir, *common, f"--out_dir={preempted}")],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:  # let it train a few steps, then preempt it
+        if line.startswith("iter 5:"):
+            process.send_signal(signal.SIGTERM)
+            break
+    output = process.stdout.read()
+    assert process.wait(timeout=60) == 0
+    assert "continue with the same command and --init_from=resume" in output
+    stopped_at = torch.load(preempted / "ckpt.pt", weights_only=True)["iter_num"]
+    assert 5 <= stopped_at < 300
+
+    run(*train_args(workdir, *common, f"--out_dir={preempted}", "--init_from=auto"))
+    (ckpt_a, log_a), (ckpt_b, log_b) = final_state(straight), final_state(preempted)
+    assert log_a == log_b and ckpt_b["iter_num"] == 300
+    for name, tensor in ckpt_a["model"].items():
+        assert torch.equal(tensor, ckpt_b["model"][name]), name
+
+
+def test_init_from_auto_starts_from_scratch_without_a_checkpoint(workdir):
+    result = run(*train_args(workdir, "--init_from=auto", "--max_iters=2", f"--out_dir={workdir / 'fresh'}"))
+    assert "step 0:" in result.stdout
+
+
+# -----------------------------------------------------------------------------
+# checkpoints on disk
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = str(tmp_path / "ckpt.pt")
+    training.save_checkpoint({"iter_num": 1, "w": torch.ones(1000)}, path)
+
+    def dies_halfway(obj, f):
+        f.write(b"\x80\x02 half a checkpoint")
+        raise KeyboardInterrupt  # the process is being killed mid-write
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        training.save_checkpoint({"iter_num": 2, "w": torch.zeros(1000)}, path)
+    assert training.load_checkpoint(path)["iter_num"] == 1
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    writer = (f"import sys, torch; sys.path.insert(0, {ROOT!r}); import training\n"
+              f"i = 0\n"
+              f"while True:\n"
+              f"    i += 1; training.save_checkpoint({{'iter_num': i, 'w': torch.full((200_000,), float(i))}}, {str(path)!r})\n")
+    for attempt in range(5):
+        process = subprocess.Popen([sys.executable, "-c", writer])
+        deadline = time.time() + 30
+        while not path.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1 + 0.13 * attempt)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        checkpoint = training.load_checkpoint(str(path))
+        assert torch.equal(checkpoint["w"], torch.full((200_000,), float(checkpoint["iter_num"])))
+
+
+def test_a_malicious_pickle_is_refused_not_executed(workdir):
+    marker = workdir / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"model": Exploit()}, workdir / "out" / "ckpt.pt")
+    for result in (run("sample.py", f"--out_dir={workdir / 'out'}", check=False),
+                   run(*train_args(workdir, "--init_from=resume"), check=False)):
+        assert "is not a loadable checkpoint (refused or damaged" in last_error_line(result)
+    assert not marker.exists()
+
+
+def test_export_writes_safetensors_equal_to_the_checkpoint(workdir):
+    from safetensors.torch import load_file
+    run(*train_args(workdir, "--init_from=resume", "--max_iters=12", "--eval_interval=12", "--export=safetensors"))
+    exported = load_file(workdir / "out" / "model.safetensors")
+    state = torch.load(workdir / "out" / "ckpt.pt", weights_only=True)["model"]
+    assert exported.keys() <= state.keys() and "transformer.h.0.attn.c_attn.weight" in exported
+    for name, tensor in exported.items():
+        assert torch.equal(tensor, state[name])
+
+
+# -----------------------------------------------------------------------------
+# non-finite losses
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(workdir):
+    before = checksums(workdir / "out")
+    result = run(*train_args(workdir, "--init_from=resume", "--max_iters=20", "--learning_rate=1e30",
+                             "--decay_lr=False"), check=False)
+    assert "non-finite loss/gradient at iter" in last_error_line(result)
+    assert checksums(workdir / "out")[workdir / "out" / "ckpt.pt"] == before[workdir / "out" / "ckpt.pt"]
+
+
+def test_skipping_non_finite_steps_never_saves_a_broken_model(workdir):
+    before = checksums(workdir / "out")[workdir / "out" / "ckpt.pt"]
+    result = run(*train_args(workdir, "--init_from=resume", "--max_iters=20", "--eval_interval=5",
+                             "--learning_rate=1e30", "--decay_lr=False", "--on_nonfinite=skip"))
+    assert "non-finite gradient, step skipped" in result.stdout
+    assert checksums(workdir / "out")[workdir / "out" / "ckpt.pt"] == before
+
+
+# -----------------------------------------------------------------------------
+# bad input: one line naming the fix, and nothing on disk damaged
+
+def truncate_train_bin(workdir):
+    path = workdir / "data" / "tiny" / "train.bin"
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def shrink_vocab_in_meta(workdir):
+    path = workdir / "data" / "tiny" / "meta.json"
+    meta = json.loads(path.read_text())
+    path.write_text(json.dumps({**meta, "vocab_size": 5, "itos": meta["itos"][:5]}))
+
+
+def checkpoint_of_another_kind(workdir):
+    path = workdir / "out" / "ckpt.pt"
+    torch.save({**torch.load(path, weights_only=True), "kind": "vit"}, path)
+
+
+def remove_val_bin(workdir):
+    (workdir / "data" / "tiny" / "val.bin").unlink()
+
+
+BAD_INPUT = {
+    "truncated bin": (truncate_train_bin, ["train_gpt.py"], [],
+                      "train.bin is truncated or damaged"),
+    "missing bin": (remove_val_bin, ["train_gpt.py"], [],
+                    "val.bin is missing; prepare the dataset first"),
+    "ids beyond vocab": (shrink_vocab_in_meta, ["train_gpt.py"], ["--max_iters=1"],
+                         "the dataset and its meta.json disagree"),
+    "meta disagrees with checkpoint": (shrink_vocab_in_meta, ["train_gpt.py"], ["--init_from=resume"],
+                                       "meta.json says 5: wrong --dataset?"),
+    "block_size beyond the model": (None, ["train_gpt.py"], ["--init_from=resume", "--block_size=64"],
+                                    "block_size=64 is larger than the model's context of 32"),
+    "checkpoint of another model": (checkpoint_of_another_kind, ["sample.py"], [],
+                                    "is a 'vit' checkpoint, not a GPT's"),
+    "no checkpoint": (None, ["sample.py"], ["--out_dir=nowhere"],
+                      "no checkpoint at nowhere/ckpt.pt; train first"),
+    "zero samples": (None, ["sample.py"], ["--num_samples=0"], "num_samples must be at least 1, got 0"),
+    "negative temperature": (None, ["sample.py"], ["--temperature=-0.5"], "temperature must be >= 0"),
+    "mistyped key": (None, ["train_gpt.py"], ["--max_iter=5"], "did you mean max_iters"),
+    "mistyped value": (None, ["train_gpt.py"], ["--dropout=high"], "must be float like its default"),
+    "bad choice": (None, ["train_gpt.py"], ["--init_from=gtp2"], "init_from must be scratch, resume, auto"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_a_one_line_error_and_damages_nothing(workdir, case):
+    damage, script, extra, message = BAD_INPUT[case]
+    if damage:
+        damage(workdir)
+    before = checksums(workdir)
+    if script == ["train_gpt.py"]:
+        args = train_args(workdir, *extra)
+    else:
+        args = ["sample.py", f"--out_dir={workdir / 'out'}", "--device=cpu", *extra]
+        if "--out_dir=nowhere" in extra:
+            args.remove(f"--out_dir={workdir / 'out'}")
+    result = run(*args, check=False)
+    error = last_error_line(result)
+    assert error.startswith("error: ") and message in error, error
+    assert "Traceback" not in result.stderr
+    assert checksums(workdir) == before
+
+
+def test_a_prompt_longer_than_the_context_is_cropped_with_a_warning(workdir):
+    result = run("sample.py", f"--out_dir={workdir / 'out'}", "--device=cpu", "--start=" + TEXT[:100],
+                 "--max_new_tokens=5", "--num_samples=1")
+    assert "longer than the model's context of 32" in result.stderr
+    assert result.stdout.startswith(TEXT[:100])
