@@ -456,10 +456,12 @@ class GPT(nn.Module):
         in param_groups."""
         if optimizer not in ("adamw", "muon"):
             raise ValueError(f"optimizer={optimizer!r} is not one of adamw, muon")
-        params = {name: p for name, p in self.named_parameters() if p.requires_grad}
-        muon_names = [n for n, p in params.items() if optimizer == "muon" and n.startswith("transformer.h.") and p.dim() == 2]
-        decay = [p for n, p in params.items() if n not in muon_names and p.dim() >= 2]
-        no_decay = [p for p in params.values() if p.dim() < 2]
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        # Muon: the blocks' weight matrices. AdamW: everything else (embeddings, head, norms, biases)
+        is_muon = lambda n, p: optimizer == "muon" and n.startswith("transformer.h.") and p.dim() == 2
+        muon_params = [p for n, p in named if is_muon(n, p)]
+        decay = [p for n, p in named if not is_muon(n, p) and p.dim() >= 2]
+        no_decay = [p for n, p in named if p.dim() < 2]
         groups = [{"params": decay, "weight_decay": weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         # the fused kernel does the whole update in one launch on CUDA
@@ -469,7 +471,7 @@ class GPT(nn.Module):
             return adamw
         if not hasattr(torch.optim, "Muon"):
             raise RuntimeError(f"optimizer=muon needs torch.optim.Muon (torch >= 2.9); this is torch {torch.__version__}")
-        muon = torch.optim.Muon([params[n] for n in muon_names], lr=learning_rate, weight_decay=weight_decay,
+        muon = torch.optim.Muon(muon_params, lr=learning_rate, weight_decay=weight_decay,
                                 adjust_lr_fn="match_rms_adamw")
         return CombinedOptimizer({"adamw": adamw, "muon": muon})
 
