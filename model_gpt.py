@@ -412,7 +412,8 @@ class GPT(nn.Module):
                 from huggingface_hub import snapshot_download
                 ckpt_dir = snapshot_download(model_type, allow_patterns=["config.json", "model.safetensors"])
             except Exception as e:
-                raise RuntimeError(f"could not download {model_type} from the Hugging Face hub ({e}); "
+                reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                raise RuntimeError(f"could not download {model_type} from the Hugging Face hub ({reason}); "
                                    f"download it elsewhere and pass its local directory instead") from e
         else:
             raise ValueError(f"{model_type!r} is neither one of {', '.join(GPT2_NAMES)} nor a local directory")

@@ -457,3 +457,16 @@ def test_muon_works_under_an_enabled_grad_scaler():
 def test_unknown_optimizer_is_rejected():
     with pytest.raises(ValueError, match="adamw, muon"):
         GPT(tiny_config()).configure_optimizers(0.0, 1e-3, (0.9, 0.95), "cpu", optimizer="sgd")
+
+
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "rope", "none"])
+def test_crop_block_size_keeps_the_first_positions_of_every_encoding(pos_encoding):
+    torch.manual_seed(0)
+    model = GPT(tiny_config(pos_encoding=pos_encoding)).eval()
+    idx = torch.randint(0, 50, (1, 8))
+    before, _ = model(idx, idx)
+    model.crop_block_size(8)
+    after, _ = model(idx, idx)
+    torch.testing.assert_close(before, after)
+    assert torch.equal(model.generate(idx[:, :3], 10, temperature=0),
+                       model.generate(idx[:, :3], 10, temperature=0, use_cache=False))
