@@ -129,6 +129,7 @@ def setup_distributed(device):
 
 def cleanup_distributed(ddp):
     if ddp.enabled:
+        dist.barrier()  # no rank tears down its connections while another still talks to it
         dist.destroy_process_group()
 
 

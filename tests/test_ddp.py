@@ -1,0 +1,102 @@
+"""
+DDP on CPU: `torchrun --standalone --nproc_per_node=2` with gloo, checked against one process.
+Each worker runs the real train_gpt.py (through runpy, so nothing in the script is test-specific)
+and then writes its parameters, so the test can compare ranks with each other and with a single
+process that accumulates gradients over the same global batch.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEXT = "".join(f"Now is the winter of our discontent, number {i % 11}, made glorious summer\n" for i in range(150))
+WORKER = """
+import os, runpy, sys
+import torch
+sys.path.insert(0, {root!r})
+os.chdir({root!r})
+out = sys.argv[1]
+rank = os.environ.get("RANK", "0")
+open(os.path.join(out, f"pid{{rank}}"), "w").write(str(os.getpid()))
+sys.argv = ["train_gpt.py", *sys.argv[2:]]
+torch.set_num_threads(1)
+script = runpy.run_path("train_gpt.py", run_name="__main__")
+torch.save(script["model"].state_dict(), os.path.join(out, f"params{{rank}}.pt"))
+"""
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    (root / "input.txt").write_text(TEXT)
+    subprocess.run([sys.executable, "prepare/shakespeare_char.py", "--input", str(root / "input.txt"),
+                    "--out_dir", str(root / "data" / "tiny")], cwd=ROOT, check=True, capture_output=True)
+    (root / "worker.py").write_text(WORKER.format(root=ROOT))
+    return root
+
+
+def train_args(root, out_dir, *extra):
+    return [str(out_dir), "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
+            "--eval_iters=2", "--log_interval=1", "--warmup_iters=2", "--device=cpu", "--dtype=float32",
+            f"--data_dir={root / 'data'}", "--dataset=tiny", f"--out_dir={out_dir}", *extra]
+
+
+def launch(root, out_dir, nproc, *extra, wait=True):
+    out_dir.mkdir(exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    if nproc == 1:
+        command = [sys.executable, str(root / "worker.py")]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                   str(root / "worker.py")]
+    process = subprocess.Popen(command + train_args(root, out_dir, *extra), cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not wait:
+        return process
+    output, _ = process.communicate(timeout=240)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_two_ranks_equal_one_process_accumulating_the_same_global_batch(setup):
+    common = ["--max_iters=8", "--eval_interval=4", "--gradient_accumulation_steps=4"]
+    launch(setup, setup / "ddp", 2, *common)
+    launch(setup, setup / "single", 1, *common)
+    rank0 = torch.load(setup / "ddp" / "params0.pt", weights_only=True)
+    rank1 = torch.load(setup / "ddp" / "params1.pt", weights_only=True)
+    single = torch.load(setup / "single" / "params0.pt", weights_only=True)
+    for name in single:
+        assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"
+        torch.testing.assert_close(rank0[name], single[name], atol=1e-6, rtol=0, msg=name)
+    saved = torch.load(setup / "ddp" / "ckpt.pt", weights_only=True)
+    assert saved["iter_num"] == 8 and all(torch.equal(saved["model"][n], rank0[n]) for n in rank0)
+
+
+def test_sigterm_to_one_rank_stops_both_with_a_checkpoint_that_resumes(setup):
+    out_dir = setup / "preempted"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    common = ["--max_iters=400", "--eval_interval=1000", "--gradient_accumulation_steps=2"]
+    process = launch(setup, out_dir, 2, *common, wait=False)
+    for line in process.stdout:
+        if line.startswith("iter 3:"):  # rank 0 is training, so both ranks are past their setup
+            os.kill(int((out_dir / "pid1").read_text()), signal.SIGTERM)
+            break
+    output = process.stdout.read()
+    assert process.wait(timeout=120) == 0, output
+    assert "stopped at iter" in output
+    checkpoint = torch.load(out_dir / "ckpt.pt", weights_only=True)
+    assert 3 <= checkpoint["iter_num"] < 400 and len(checkpoint["rng"]) == 2
+
+    resume_to = checkpoint["iter_num"] + 3
+    output = launch(setup, out_dir, 2, f"--max_iters={resume_to}", "--eval_interval=1000",
+                    "--gradient_accumulation_steps=2", "--init_from=auto")
+    assert f"iter {checkpoint['iter_num'] + 1}:" in output and "iter 1:" not in output
+    assert torch.load(out_dir / "ckpt.pt", weights_only=True)["iter_num"] == resume_to
