@@ -22,6 +22,9 @@ num_samples = 2
 max_new_tokens = 500
 temperature = 0.8              # < 1 sharpens the distribution, > 1 flattens it, 0 is greedy
 top_k = 200                    # sample only among the k most likely tokens (0 = all)
+top_p = 0.0                    # nucleus sampling: only the likeliest tokens adding up to top_p (0 = off)
+use_cache = True               # keep keys/values of earlier tokens (KV cache): much faster, same tokens
+stream = False                 # print each token as it is generated
 seed = 1337
 device = "auto"
 dtype = "auto"
@@ -37,6 +40,8 @@ if max_new_tokens < 0:
     training.fail(f"max_new_tokens must be >= 0, got {max_new_tokens}")
 if temperature < 0:
     training.fail(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+if not 0 <= top_p <= 1:
+    training.fail(f"top_p must be between 0 and 1 (0 = off), got {top_p}")
 
 device = training.pick_device(device)
 dtype = training.resolve_dtype(dtype, device)
@@ -56,11 +61,15 @@ if init_from == "resume":
         training.fail(f"{data_path}/meta.json (vocab {meta['vocab_size']}) does not match the checkpoint "
                       f"(vocab {model.config.vocab_size})")
     encode, decode = training.load_tokenizer(meta, data_path)
-elif init_from.startswith("gpt2"):
-    model = GPT.from_pretrained(init_from, dict(dropout=0.0))
+elif init_from.startswith("gpt2") or os.path.isdir(init_from):
+    try:
+        model = GPT.from_pretrained(init_from, dict(dropout=0.0))
+    except (ValueError, RuntimeError, OSError) as e:
+        training.fail(str(e))
     encode, decode = training.load_tokenizer({"tokenizer": "gpt2"}, "")
 else:
-    training.fail(f"init_from must be 'resume' or a GPT-2 name such as 'gpt2', got '{init_from}'")
+    training.fail(f"init_from must be 'resume', a GPT-2 name such as 'gpt2', or a local Hugging Face "
+                  f"GPT-2 directory, got '{init_from}'")
 
 model.eval()
 model.to(device)
@@ -82,8 +91,30 @@ if len(start_ids) > block_size:
           f"{block_size}; the model sees only its last {block_size} tokens", file=sys.stderr)
 x = torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...]  # (1, T)
 
+
+
+def print_as_generated(prompt_ids):
+    """A stream callback: print the text each new token adds. A GPT-2 token can end halfway through
+    a multi-byte character, so text ending in the replacement character waits for the next token."""
+    ids = list(prompt_ids)
+    prompt = decode(ids)
+    print(prompt, end="", flush=True)
+    printed = len(prompt)
+
+    def on_token(token):  # token: (1,)
+        nonlocal printed
+        ids.append(int(token[0]))
+        text = decode(ids)
+        if not text.endswith("\ufffd"):
+            print(text[printed:], end="", flush=True)
+            printed = len(text)
+    return on_token
+
+
 with torch.no_grad(), training.autocast(device, dtype):
     for _ in range(num_samples):
-        y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k or None)
-        print(decode(y[0].tolist()))
+        y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k or None,
+                           top_p=top_p or None, use_cache=use_cache,
+                           stream=print_as_generated(start_ids) if stream else None)
+        print("" if stream else decode(y[0].tolist()))
         print("---------------")

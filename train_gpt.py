@@ -52,7 +52,18 @@ n_embd = 128
 dropout = 0.0
 bias = False
 flash = True                  # F.scaled_dot_product_attention; False = the explicit math
-# optimizer: AdamW
+# architecture options (model_gpt.py; the defaults are GPT-2's)
+pos_encoding = "learned"      # 'learned', 'sinusoidal', 'rope' or 'none'
+rope_theta = 10000.0
+norm = "layernorm"            # or 'rmsnorm'
+norm_eps = 1e-5
+norm_placement = "pre"        # or 'post' (the 2017 Transformer)
+qk_norm = False
+mlp = "gelu"                  # 'gelu', 'relu', 'relu2' or 'swiglu'
+mlp_hidden = 0                # 0 = 4 * n_embd (swiglu: 2/3 of that)
+tie_weights = True
+# optimizer
+optimizer = "adamw"           # or 'muon' (2-D block matrices; AdamW for the rest)
 learning_rate = 1e-3
 max_iters = 2000
 weight_decay = 1e-1
@@ -80,6 +91,8 @@ globals().update(config)
 
 if init_from not in ("scratch", "resume", "auto") and not init_from.startswith("gpt2"):
     training.fail(f"init_from must be scratch, resume, auto or gpt2/gpt2-medium/gpt2-large/gpt2-xl, got '{init_from}'")
+if optimizer == "muon" and dtype == "float16":
+    training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
 if export not in ("", "safetensors"):
     training.fail(f"export must be '' or 'safetensors', got '{export}'")
 if on_nonfinite not in ("stop", "skip"):
@@ -160,9 +173,14 @@ tokens_seen = 0
 elapsed_before = 0.0  # training seconds of the run(s) this one resumes
 checkpoint = None
 model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, bias=bias,
-                  vocab_size=meta_vocab_size, dropout=dropout, flash=flash)
+                  vocab_size=meta_vocab_size, dropout=dropout, flash=flash, pos_encoding=pos_encoding,
+                  rope_theta=rope_theta, norm=norm, norm_eps=norm_eps, norm_placement=norm_placement,
+                  qk_norm=qk_norm, mlp=mlp, mlp_hidden=mlp_hidden, tie_weights=tie_weights)
 if init_from == "scratch":
-    model = GPT(GPTConfig(**model_args))
+    try:
+        model = GPT(GPTConfig(**model_args))
+    except ValueError as e:  # an unknown option value or a bad shape
+        training.fail(str(e))
 elif init_from == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, hint=f"train first, or use --init_from=scratch")
     if checkpoint.get("kind") != "gpt":
@@ -180,7 +198,10 @@ elif init_from == "resume":
     tokens_seen = checkpoint["tokens_seen"]
     elapsed_before = checkpoint["elapsed_s"]
 else:
-    model = GPT.from_pretrained(init_from, dict(dropout=dropout))
+    try:
+        model = GPT.from_pretrained(init_from, dict(dropout=dropout))
+    except (ValueError, RuntimeError, OSError) as e:
+        training.fail(str(e))
     model_args = asdict(model.config)
 if block_size > model.config.block_size:
     training.fail(f"block_size={block_size} is larger than the model's context of {model.config.block_size}")
@@ -192,10 +213,13 @@ if ddp.master:
     print(f"{model.get_num_params() / 1e6:.2f}M parameters")
 
 scaler = training.grad_scaler(device, dtype)
-optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type, optimizer)
 batch_generator = torch.Generator().manual_seed(seed)  # identical on every rank: see get_batch
 if checkpoint is not None:
-    optimizer.load_state_dict(checkpoint["optimizer"])
+    try:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    except ValueError as e:
+        training.fail(f"{ckpt_path}: {e}")
     scaler.load_state_dict(checkpoint["scaler"])
     batch_generator.set_state(checkpoint["batch_rng"])
     training.set_rng_state(checkpoint["rng"][min(ddp.rank, len(checkpoint["rng"]) - 1)])
