@@ -16,7 +16,7 @@ TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n
 
 
 def run(*args, check=True):
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "WANDB_MODE": "offline"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
