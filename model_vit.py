@@ -131,13 +131,13 @@ class SelfAttention(nn.Module):
         k = k.view(B, N, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, N, hs)
         v = v.view(B, N, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, N, hs)
         # softmax(q k^T / sqrt(hs)) v with no mask: an image has no "future" to hide
-        if x.device.type != "cpu":
+        if not (x.device.type == "cpu" and q.dtype == torch.bfloat16):
             # a fused kernel (flash / memory-efficient) that never materializes the (N, N) scores
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0)
         else:
-            # the same computation written out. With ~65 tokens the (N, N) scores are small, and on CPU
-            # two batched matmuls are several times faster than SDPA's CPU flash kernel, whose bf16
-            # backward is especially slow (measured in bench/bench_vit.py)
+            # the same computation written out, for bf16 on CPU: SDPA's CPU flash kernel is slow in
+            # bf16 (its backward most of all), while with ~65 tokens the (N, N) scores are small and
+            # two bf16 batched matmuls are several times faster (measured in bench/bench_vit.py)
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, N, N)
             att = F.softmax(att.float(), dim=-1).type_as(v)  # softmax in fp32 even under bf16 autocast
             att = F.dropout(att, p=self.attn_dropout, training=self.training)

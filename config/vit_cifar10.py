@@ -1,6 +1,6 @@
 # The seed ViT on CIFAR-10 with a strong from-scratch recipe for one GPU:
 # $ python train_vit.py config/vit_cifar10.py
-# 8 layers, 6 heads of 32, 192 wide, 4x4 patches (64 patches + CLS), 4.8M parameters.
+# 8 layers, 6 heads of 32, 192 wide, 4x4 patches (64 patches + CLS), 3.6M parameters.
 # ViTs have no built-in locality prior, so on 50k images they need heavy augmentation and
 # regularization (TrivialAugment, MixUp/CutMix, random erasing, label smoothing, DropPath, weight
 # decay) and many epochs to generalize; this is the DeiT recipe scaled down to CIFAR.
