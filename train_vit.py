@@ -245,7 +245,7 @@ if ddp.enabled:
     model = DDP(model, device_ids=[ddp.local_rank] if device_type == "cuda" else None)
 if ddp.master:
     print(f"ViT: {raw_model.n_params() / 1e6:.2f}M parameters, {model_config.n_patches} patches of "
-          f"{patch_size}x{patch_size}, {raw_model.estimate_flops_per_image() / 1e9:.2f} GFLOP per "
+          f"{model_config.patch_size}x{model_config.patch_size}, {raw_model.estimate_flops_per_image() / 1e9:.2f} GFLOP per "
           f"training image; {dataset}: {len(train_set)} train / {len(test_set)} test images; "
           f"{steps_per_epoch} steps per epoch of {batch_size} x {ddp.world_size} images; "
           f"device {device}, dtype {dtype}")
