@@ -257,11 +257,7 @@ def estimate_loss():
 
 
 def save(reason):
-    all_rng = [None] * ddp.world_size
-    if ddp.enabled:
-        dist.all_gather_object(all_rng, training.rng_state())  # every rank's dropout RNG
-    else:
-        all_rng = [training.rng_state()]
+    all_rng = training.all_rng_states(ddp)
     if not ddp.master:
         return
     training.save_checkpoint({

@@ -11,8 +11,9 @@ On 8 GPUs of one node (batch_size is per GPU, so the global batch is 8x larger):
 $ torchrun --standalone --nproc_per_node=8 train_vit.py config/vit_cifar10.py
 
 Any setting below can be changed by a config file and then by --key=value, e.g. --epochs=50.
-Resume after a stop or crash with --init_from=resume (same out_dir): it continues at the epoch after
-the last finished one, and, in a single process, trains exactly as if it had never stopped.
+Resume after a stop or crash with --init_from=resume (same out_dir): it continues where ckpt_last.pt
+left off (the end of an epoch, or the step where SIGTERM/Ctrl-C stopped it) and, on CPU, trains
+exactly as if it had never stopped.
 """
 
 import dataclasses
@@ -185,8 +186,22 @@ test_set.transform = transforms.Compose(normalize)
 
 # every rank takes an equal share of a fresh permutation each epoch (set_epoch reseeds it from
 # seed + epoch); dropping the last partial batch keeps every step's shape the same for torch.compile
-train_sampler = DistributedSampler(train_data, num_replicas=ddp.world_size, rank=ddp.rank,
-                                   shuffle=True, seed=seed, drop_last=True)
+
+
+class ResumableSampler(DistributedSampler):
+    """A DistributedSampler that can start one epoch part-way, after a run stopped mid-epoch: the
+    epoch's order is a function of (seed, epoch), so leaving out the first `skip` indices of this
+    rank's share resumes exactly where the stopped run was."""
+    skip = 0  # for the next epoch only
+
+    def __iter__(self):
+        indices = list(super().__iter__())[self.skip:]
+        self.skip = 0
+        return iter(indices)
+
+
+train_sampler = ResumableSampler(train_data, num_replicas=ddp.world_size, rank=ddp.rank,
+                                 shuffle=True, seed=seed, drop_last=True)
 # each loader draws its workers' base seed from its own generator, never from the global RNG, so
 # the global RNG (DropPath, MixUp) follows the same sequence whatever num_workers is
 loader_args = dict(num_workers=num_workers, pin_memory=(device_type == "cuda"),
@@ -213,6 +228,7 @@ mix_batch = v2.RandomChoice(batch_mixes) if batch_mixes else None
 # model, optimizer, and the state of a resumed run
 
 epoch, best_top1 = 0, 0.0
+start_step, resumed_loss_sum = 0, 0.0  # where in the first epoch to start, and its train loss so far
 if init_from == "resume":
     checkpoint = training.load_checkpoint(os.path.join(out_dir, "ckpt_last.pt"),
                                           "train first with --init_from=scratch, or check --out_dir")
@@ -221,6 +237,8 @@ if init_from == "resume":
     model_config = ViTConfig(**checkpoint["model_config"])  # the shape is the checkpoint's, not the flags'
     if model_config.n_classes != n_classes:
         training.fail(f"the checkpoint has {model_config.n_classes} classes, {dataset} has {n_classes}")
+    if checkpoint["config"]["batch_size"] != batch_size:  # a mid-epoch position is counted in batches
+        training.fail(f"resume with the checkpoint's --batch_size={checkpoint['config']['batch_size']}")
 else:
     try:
         model_config = ViTConfig(img_size=32, patch_size=patch_size, in_chans=3, n_classes=n_classes,
@@ -237,8 +255,10 @@ if init_from == "resume":
     optimizer.load_state_dict(checkpoint["optimizer"])
     scaler.load_state_dict(checkpoint["scaler"])
     epoch, best_top1 = checkpoint["epoch"], checkpoint["best_top1"]
-    if ddp.master:
-        training.set_rng_state(checkpoint["rng"])  # rank 0's generators; other ranks keep their seeds
+    # a run stopped mid-epoch continues at the step after the last one it trained
+    start_step, resumed_loss_sum = checkpoint["step_in_epoch"], checkpoint["loss_sum"]
+    train_sampler.skip = start_step * batch_size
+    training.set_rng_state(checkpoint["rng"][min(ddp.rank, len(checkpoint["rng"]) - 1)])
     del checkpoint
 model = torch.compile(raw_model) if compile else raw_model
 if ddp.enabled:
@@ -280,6 +300,21 @@ if eval_only:
     training.cleanup_distributed(ddp)
     sys.exit(0)
 
+def save_last(step_in_epoch, loss_sum, best):
+    """ckpt_last.pt (and ckpt_best.pt if best): `epoch` full epochs done, plus `step_in_epoch` steps of
+    the next one. Saved from raw_model: the compiled and DDP wrappers would prefix every key."""
+    all_rng = training.all_rng_states(ddp)
+    if not ddp.master:
+        return
+    checkpoint = {"kind": "vit", "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "scaler": scaler.state_dict(), "model_config": dataclasses.asdict(model_config),
+                  "config": config, "epoch": epoch, "step_in_epoch": step_in_epoch, "loss_sum": loss_sum,
+                  "best_top1": best_top1, "rng": all_rng}
+    training.save_checkpoint(checkpoint, os.path.join(out_dir, "ckpt_last.pt"))
+    if best:
+        training.save_checkpoint(checkpoint, os.path.join(out_dir, "ckpt_best.pt"))
+
+
 # -----------------------------------------------------------------------------
 # training loop: one pass over the training set per epoch, evaluation and checkpoints after each
 
@@ -297,8 +332,8 @@ model.train()
 while epoch < last_epoch:
     train_sampler.set_epoch(epoch)
     train_data.epoch.fill_(epoch)
-    loss_sum = torch.zeros((), device=device)  # summed on the device: no GPU sync every step
-    for step_in_epoch, (images, labels) in enumerate(train_loader):
+    loss_sum = torch.full((), resumed_loss_sum, device=device)  # summed on the device: no GPU sync every step
+    for step_in_epoch, (images, labels) in enumerate(train_loader, start=start_step):
         step = epoch * steps_per_epoch + step_in_epoch
         lr = training.learning_rate_at(step, learning_rate, warmup_steps, total_steps, min_lr)
         for group in optimizer.param_groups:
@@ -324,32 +359,29 @@ while epoch < last_epoch:
             print(f"epoch {epoch} step {step + 1}/{total_steps}: loss {loss_value:.4f}, lr {lr:.2e}, "
                   f"{log_interval * images_per_step / dt:,.0f} img/s")
         if stop.agreed(ddp):
+            save_last(step_in_epoch + 1, loss_sum.item(), best=False)
             if ddp.master:
-                print(f"stopped in epoch {epoch}; --init_from=resume restarts it from ckpt_last.pt")
+                print(f"stopped in epoch {epoch} after step {step + 1}; continue with the same command "
+                      f"and --init_from=resume")
             training.cleanup_distributed(ddp)
             sys.exit(0)
 
+    start_step, resumed_loss_sum = 0, 0.0
     epoch += 1  # the epoch is done: what follows describes the model after `epoch` epochs
     if ddp.enabled:
         dist.all_reduce(loss_sum)
     train_loss = loss_sum.item() / (steps_per_epoch * ddp.world_size)
     val_loss, top1, top5 = evaluate()
+    is_best = top1 > best_top1
+    best_top1 = max(best_top1, top1)
     if ddp.master:
-        is_best = top1 > best_top1
-        best_top1 = max(best_top1, top1)
         print(f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
               f"top-1 {top1:.2%}, top-5 {top5:.2%} (best {best_top1:.2%}), {timer.elapsed():.0f}s")
         metrics.log({"epoch": epoch, "step": epoch * steps_per_epoch, "train_loss": train_loss,
                      "val_loss": val_loss, "top1": top1, "top5": top5, "lr": lr,
                      "images_seen": epoch * steps_per_epoch * images_per_step,
                      "elapsed_s": round(timer.elapsed(), 3)})
-        # saved from raw_model: the compiled and DDP wrappers would prefix every key
-        checkpoint = {"kind": "vit", "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "scaler": scaler.state_dict(), "model_config": dataclasses.asdict(model_config),
-                      "config": config, "epoch": epoch, "best_top1": best_top1, "rng": training.rng_state()}
-        training.save_checkpoint(checkpoint, os.path.join(out_dir, "ckpt_last.pt"))
-        if is_best:
-            training.save_checkpoint(checkpoint, os.path.join(out_dir, "ckpt_best.pt"))
+    save_last(0, 0.0, best=is_best)
     last_log_time = time.time()  # evaluation and checkpoints don't count in the next img/s
 
 training.cleanup_distributed(ddp)

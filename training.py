@@ -234,6 +234,16 @@ def rng_state():
     }
 
 
+def all_rng_states(ddp):
+    """Every rank's rng_state() (dropout draws differ per rank), gathered for rank 0 to save.
+    A collective: every rank must call it."""
+    if not ddp.enabled:
+        return [rng_state()]
+    states = [None] * ddp.world_size
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
 def set_rng_state(state):
     random.setstate((3, tuple(state["python"]), None))
     np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))

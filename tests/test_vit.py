@@ -12,6 +12,7 @@ these files are not the real ones, so the scripts run with --verify_md5=False.
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 
@@ -175,6 +176,35 @@ def test_resume_trains_bit_identically_to_a_straight_run(first_epoch, tmp_path):
         assert [r[key] for r in straight] == [r[key] for r in resumed], key
     straight_weights = torch.load(os.path.join(straight_dir, "ckpt_last.pt"), weights_only=True)["model"]
     resumed_weights = torch.load(os.path.join(stopped_dir, "ckpt_last.pt"), weights_only=True)["model"]
+    assert all(torch.equal(straight_weights[k], resumed_weights[k]) for k in straight_weights)
+
+
+def test_sigterm_mid_epoch_saves_and_the_resumed_run_matches_a_straight_run(first_epoch, tmp_path):
+    _, args = first_epoch
+    args = [*args, "--mixup=0.8", "--drop_path=0.1", "--log_interval=1"]  # the per-step RNG matters too
+    straight_dir, preempted_dir = str(tmp_path / "straight"), str(tmp_path / "preempted")
+    code, _, err = train_vit(*args, f"--out_dir={straight_dir}")
+    assert code == 0, err
+
+    env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "train_vit.py", *args, f"--out_dir={preempted_dir}"], cwd=REPO,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        if line.startswith("epoch 0 step 4/"):  # in the middle of the first epoch
+            process.send_signal(signal.SIGTERM)
+            break
+    output = process.stdout.read()
+    assert process.wait(timeout=120) == 0, output
+    assert "continue with the same command and --init_from=resume" in output
+    stopped = torch.load(os.path.join(preempted_dir, "ckpt_last.pt"), weights_only=True)
+    assert stopped["epoch"] == 0 and 4 <= stopped["step_in_epoch"] < 10
+
+    code, _, err = train_vit(*args, f"--out_dir={preempted_dir}", "--init_from=resume")
+    assert code == 0, err
+    for key in ("epoch", "train_loss", "val_loss", "top1", "lr", "step"):
+        assert [r[key] for r in read_log(straight_dir)] == [r[key] for r in read_log(preempted_dir)], key
+    straight_weights = torch.load(os.path.join(straight_dir, "ckpt_last.pt"), weights_only=True)["model"]
+    resumed_weights = torch.load(os.path.join(preempted_dir, "ckpt_last.pt"), weights_only=True)["model"]
     assert all(torch.equal(straight_weights[k], resumed_weights[k]) for k in straight_weights)
 
 
