@@ -468,7 +468,7 @@ def test_unknown_optimizer_is_rejected():
         GPT(tiny_config()).configure_optimizers(0.0, 1e-3, (0.9, 0.95), "cpu", optimizer="sgd")
 
 
-@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "rope", "none"])
+@pytest.mark.parametrize("pos_encoding", ["learned", "sinusoidal", "rope", "none"])
 def test_crop_block_size_keeps_the_first_positions_of_every_encoding(pos_encoding):
     torch.manual_seed(0)
     model = GPT(tiny_config(pos_encoding=pos_encoding)).eval()
@@ -479,3 +479,5 @@ def test_crop_block_size_keeps_the_first_positions_of_every_encoding(pos_encodin
     torch.testing.assert_close(before, after)
     assert torch.equal(model.generate(idx[:, :3], 10, temperature=0),
                        model.generate(idx[:, :3], 10, temperature=0, use_cache=False))
+    with pytest.raises(ValueError, match="longer than block_size 8"):
+        model(torch.zeros(1, 9, dtype=torch.long))

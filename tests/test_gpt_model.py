@@ -121,19 +121,6 @@ def test_top_k_one_is_greedy_and_generation_crops_to_the_context():
     assert torch.equal(out, model.generate(idx, 3, temperature=0))
 
 
-def test_crop_block_size_keeps_the_first_positions():
-    torch.manual_seed(0)
-    model = GPT(tiny_config(flash=False)).eval()
-    idx = torch.randint(0, 50, (1, 8))
-    before, _ = model(idx, idx)
-    model.crop_block_size(8)
-    after, _ = model(idx, idx)
-    assert model.transformer.wpe.weight.shape[0] == 8
-    torch.testing.assert_close(before, after)
-    with pytest.raises(ValueError):
-        model(torch.zeros(1, 9, dtype=torch.long))
-
-
 def test_mfu_uses_the_peak_you_pass():
     model = GPT(tiny_config())
     flops = model.estimate_flops_per_token() * 1000
