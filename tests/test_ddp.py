@@ -100,3 +100,21 @@ def test_sigterm_to_one_rank_stops_both_with_a_checkpoint_that_resumes(setup):
                     "--gradient_accumulation_steps=2", "--init_from=auto")
     assert f"iter {checkpoint['iter_num'] + 1}:" in output and "iter 1:" not in output
     assert torch.load(out_dir / "ckpt.pt", weights_only=True)["iter_num"] == resume_to
+
+
+def test_vit_trains_and_evaluates_on_two_ranks(tmp_path):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import numpy as np
+    from test_vit import random_split, write_cifar10
+    data_dir = write_cifar10(tmp_path / "cifar", random_split(np.random.default_rng(0)), 32)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_vit.py",
+         f"--data_dir={data_dir}", "--download=False", "--verify_md5=False", "--batch_size=16", "--epochs=1",
+         "--n_layer=2", "--n_head=2", "--n_embd=32", "--compile=False", "--num_workers=0", "--dtype=float32",
+         "--device=cpu", "--mixup=0.8", f"--out_dir={tmp_path / 'out'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "160 train / 32 test images; 5 steps per epoch of 16 x 2 images" in result.stdout
+    checkpoint = torch.load(tmp_path / "out" / "ckpt_last.pt", weights_only=True)
+    assert checkpoint["epoch"] == 1 and len(checkpoint["rng"]) == 2  # both ranks' RNG states
