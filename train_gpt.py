@@ -89,8 +89,10 @@ config = training.configure({k: v for k, v in globals().items()
                             sys.argv[1:])
 globals().update(config)
 
-if init_from not in ("scratch", "resume", "auto") and not init_from.startswith("gpt2"):
-    training.fail(f"init_from must be scratch, resume, auto or gpt2/gpt2-medium/gpt2-large/gpt2-xl, got '{init_from}'")
+pretrained = init_from.startswith("gpt2") or os.path.isdir(init_from)  # OpenAI's weights, or a local HF copy
+if init_from not in ("scratch", "resume", "auto") and not pretrained:
+    training.fail(f"init_from must be scratch, resume, auto, gpt2/gpt2-medium/gpt2-large/gpt2-xl or a local "
+                  f"Hugging Face GPT-2 directory, got '{init_from}'")
 if optimizer == "muon" and dtype == "float16":
     training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
 if export not in ("", "safetensors"):
@@ -202,6 +204,9 @@ else:
         model = GPT.from_pretrained(init_from, dict(dropout=dropout))
     except (ValueError, RuntimeError, OSError) as e:
         training.fail(str(e))
+    if meta.get("tokenizer") != "gpt2":
+        training.fail(f"init_from={init_from} needs a dataset in GPT-2 tokens, but {data_path} uses the "
+                      f"{meta.get('tokenizer')!r} tokenizer (e.g. prepare/shakespeare.py)")
     model_args = asdict(model.config)
 if block_size > model.config.block_size:
     training.fail(f"block_size={block_size} is larger than the model's context of {model.config.block_size}")

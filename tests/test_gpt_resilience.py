@@ -269,3 +269,13 @@ def test_a_prompt_longer_than_the_context_is_cropped_with_a_warning(workdir):
                  "--max_new_tokens=5", "--num_samples=1")
     assert "longer than the model's context of 32" in result.stderr
     assert result.stdout.startswith(TEXT[:100])
+
+
+def test_pretrained_gpt2_weights_need_a_dataset_in_gpt2_tokens(workdir):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=32, vocab_size=50257)
+    transformers.GPT2LMHeadModel(config).save_pretrained(workdir / "hf-gpt2")
+    before = checksums(workdir / "out")
+    result = run(*train_args(workdir, f"--init_from={workdir / 'hf-gpt2'}"), check=False)
+    assert "needs a dataset in GPT-2 tokens, but" in last_error_line(result)
+    assert checksums(workdir / "out") == before
