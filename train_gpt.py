@@ -93,8 +93,6 @@ pretrained = init_from.startswith("gpt2") or os.path.isdir(init_from)  # OpenAI'
 if init_from not in ("scratch", "resume", "auto") and not pretrained:
     training.fail(f"init_from must be scratch, resume, auto, gpt2/gpt2-medium/gpt2-large/gpt2-xl or a local "
                   f"Hugging Face GPT-2 directory, got '{init_from}'")
-if optimizer == "muon" and dtype == "float16":
-    training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
 if export not in ("", "safetensors"):
     training.fail(f"export must be '' or 'safetensors', got '{export}'")
 if on_nonfinite not in ("stop", "skip"):
@@ -107,6 +105,8 @@ ddp = training.setup_distributed(device)
 device = ddp.device
 device_type = "cuda" if device.startswith("cuda") else device.split(":")[0]
 dtype = training.resolve_dtype(dtype, device)
+if optimizer == "muon" and dtype == "float16":
+    training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
 if gradient_accumulation_steps % ddp.world_size != 0:
     training.fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
                   f"the number of processes ({ddp.world_size})")
@@ -114,7 +114,6 @@ if gradient_accumulation_steps % ddp.world_size != 0:
 gradient_accumulation_steps //= ddp.world_size
 tokens_per_iter = gradient_accumulation_steps * ddp.world_size * batch_size * block_size
 if ddp.master:
-    os.makedirs(out_dir, exist_ok=True)
     print(f"tokens per iteration: {tokens_per_iter:,} on {ddp.world_size} process(es), device {device}, {dtype}")
 torch.manual_seed(seed + ddp.rank)  # dropout differs per rank; batches come from batch_generator
 torch.backends.cuda.matmul.allow_tf32 = True
@@ -287,6 +286,8 @@ def save(reason):
 
 # -----------------------------------------------------------------------------
 # training loop
+if ddp.master:
+    os.makedirs(out_dir, exist_ok=True)
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 stop = training.StopRequest()
 timer = training.Timer()
