@@ -50,9 +50,7 @@ torch.cuda.manual_seed(seed)
 
 if init_from == "resume":
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
-    checkpoint = training.load_checkpoint(ckpt_path, hint="train first: python train_gpt.py, or pass --out_dir")
-    if checkpoint.get("kind") != "gpt":
-        training.fail(f"{ckpt_path} is a {checkpoint.get('kind')!r} checkpoint, not a GPT's")
+    checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="train first: python train_gpt.py, or pass --out_dir")
     model = GPT(GPTConfig(**{**checkpoint["model_args"], "dropout": 0.0}))
     model.load_state_dict(checkpoint["model"])
     data_path = os.path.join(checkpoint["config"]["data_dir"], checkpoint["config"]["dataset"])

@@ -183,9 +183,7 @@ if init_from == "scratch":
     except ValueError as e:  # an unknown option value or a bad shape
         training.fail(str(e))
 elif init_from == "resume":
-    checkpoint = training.load_checkpoint(ckpt_path, hint=f"train first, or use --init_from=scratch")
-    if checkpoint.get("kind") != "gpt":
-        training.fail(f"{ckpt_path} is a {checkpoint.get('kind')!r} checkpoint, not a GPT's")
+    checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="train first, or use --init_from=scratch")
     # the architecture comes from the checkpoint; only dropout may change when resuming
     model_args = {**checkpoint["model_args"], "dropout": dropout, "flash": flash}
     if model_args["vocab_size"] != meta_vocab_size:

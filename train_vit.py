@@ -230,10 +230,8 @@ mix_batch = v2.RandomChoice(batch_mixes) if batch_mixes else None
 epoch, best_top1 = 0, 0.0
 start_step, resumed_loss_sum = 0, 0.0  # where in the first epoch to start, and its train loss so far
 if init_from == "resume":
-    checkpoint = training.load_checkpoint(os.path.join(out_dir, "ckpt_last.pt"),
+    checkpoint = training.load_checkpoint(os.path.join(out_dir, "ckpt_last.pt"), "ViT",
                                           "train first with --init_from=scratch, or check --out_dir")
-    if checkpoint.get("kind") != "vit":
-        training.fail(f"{out_dir}/ckpt_last.pt is a {checkpoint.get('kind')!r} checkpoint, not a ViT one")
     model_config = ViTConfig(**checkpoint["model_config"])  # the shape is the checkpoint's, not the flags'
     if model_config.n_classes != n_classes:
         training.fail(f"the checkpoint has {model_config.n_classes} classes, {dataset} has {n_classes}")

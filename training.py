@@ -15,9 +15,8 @@ import random
 import runpy
 import signal
 import sys
-import tempfile
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -175,18 +174,19 @@ def learning_rate_at(it, learning_rate, warmup_iters, lr_decay_iters, min_lr):
 # -----------------------------------------------------------------------------
 # checkpoints: atomic writes, safe loads, and the RNG state that makes resume exact
 
-def save_checkpoint(checkpoint, path):
+@contextmanager
+def atomic_write(path):
     """
-    Write to a temp file in the same directory, fsync, then os.replace: a crash at any moment
-    leaves either the old checkpoint or the new one on disk, never half of one.
+    Yield a temp path in path's directory to write to; when the block ends, fsync it and os.replace
+    it over path. Every file this project writes (checkpoints, token bins, meta.json) goes through
+    here, so a crash at any moment leaves either the old file or the new one, never half of one.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
+    tmp_path = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
+        yield tmp_path
+        with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
     except BaseException:
@@ -200,15 +200,24 @@ def save_checkpoint(checkpoint, path):
         os.close(dir_fd)
 
 
-def load_checkpoint(path, hint="train first, or check --out_dir"):
-    """weights_only=True: a checkpoint is data, and loading one must never run code from it."""
+def save_checkpoint(checkpoint, path):
+    with atomic_write(path) as tmp_path, open(tmp_path, "wb") as f:
+        torch.save(checkpoint, f)
+
+
+def load_checkpoint(path, model_name, hint="train first, or check --out_dir"):
+    """A checkpoint of model_name ("GPT" or "ViT"). weights_only=True: a checkpoint is data, and
+    loading one must never run code from it."""
     if not os.path.isfile(path):
         fail(f"no checkpoint at {path}; {hint}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         fail(f"{path} is not a loadable checkpoint (refused or damaged: {first_line})")
+    if checkpoint.get("kind") != model_name.lower():
+        fail(f"{path} is a {checkpoint.get('kind')!r} checkpoint, not a {model_name}'s")
+    return checkpoint
 
 
 def export_safetensors(model, path):
@@ -217,9 +226,8 @@ def export_safetensors(model, path):
         from safetensors.torch import save_model
     except ImportError:
         fail("exporting safetensors needs the safetensors package: pip install safetensors")
-    tmp_path = path + ".tmp"
-    save_model(model, tmp_path)  # unlike save_file, it handles tied weights (wte = lm_head)
-    os.replace(tmp_path, path)
+    with atomic_write(path) as tmp_path:
+        save_model(model, tmp_path)  # unlike save_file, it handles tied weights (wte = lm_head)
 
 
 def rng_state():
@@ -330,12 +338,8 @@ def write_tokens(ids, path):
     ids = np.asarray(ids)
     if ids.size and (ids.min() < 0 or ids.max() >= 2**16):
         fail(f"token ids must be in [0, 65535] to fit uint16 bins, got max {ids.max()}")
-    tmp_path = path + ".tmp"
-    with open(tmp_path, "wb") as f:
-        ids.astype(np.uint16).tofile(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp_path, path)
+    with atomic_write(path) as tmp_path:
+        ids.astype(np.uint16).tofile(tmp_path)
     return ids.size
 
 
@@ -349,10 +353,8 @@ def write_dataset(data_dir, train_ids, val_ids, meta):
 
 
 def write_meta(meta, data_dir):
-    tmp_path = os.path.join(data_dir, "meta.json.tmp")
-    with open(tmp_path, "w") as f:
+    with atomic_write(os.path.join(data_dir, "meta.json")) as tmp_path, open(tmp_path, "w") as f:
         json.dump(meta, f, ensure_ascii=False)
-    os.replace(tmp_path, os.path.join(data_dir, "meta.json"))
 
 
 # -----------------------------------------------------------------------------

@@ -44,18 +44,17 @@ def load_documents(data_files, num_proc):
 def write_split(dataset, path, total_batches=1024):
     """Concatenate every document's ids into one uint16 memmap, a shard at a time (bounded memory)."""
     total = int(np.sum(dataset["len"], dtype=np.uint64))
-    tmp_path = path + ".tmp"
-    out = np.memmap(tmp_path, dtype=np.uint16, mode="w+", shape=(total,))
     total_batches = max(1, min(total_batches, len(dataset)))
-    pos = 0
-    for i in tqdm(range(total_batches), desc=f"writing {path}"):
-        shard = dataset.shard(num_shards=total_batches, index=i, contiguous=True).with_format("numpy")
-        ids = np.concatenate(shard["ids"]) if len(shard) else np.zeros(0, dtype=np.uint16)
-        out[pos: pos + len(ids)] = ids
-        pos += len(ids)
-    out.flush()
-    del out
-    os.replace(tmp_path, path)  # only a complete file gets the real name
+    with training.atomic_write(path) as tmp_path:  # only a complete file gets the real name
+        out = np.memmap(tmp_path, dtype=np.uint16, mode="w+", shape=(total,))
+        pos = 0
+        for i in tqdm(range(total_batches), desc=f"writing {path}"):
+            shard = dataset.shard(num_shards=total_batches, index=i, contiguous=True).with_format("numpy")
+            ids = np.concatenate(shard["ids"]) if len(shard) else np.zeros(0, dtype=np.uint16)
+            out[pos: pos + len(ids)] = ids
+            pos += len(ids)
+        out.flush()
+        del out
     return total
 
 

@@ -125,7 +125,7 @@ def test_init_from_auto_starts_from_scratch_without_a_checkpoint(workdir):
 
 def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     path = str(tmp_path / "ckpt.pt")
-    training.save_checkpoint({"iter_num": 1, "w": torch.ones(1000)}, path)
+    training.save_checkpoint({"kind": "gpt", "iter_num": 1, "w": torch.ones(1000)}, path)
 
     def dies_halfway(obj, f):
         f.write(b"\x80\x02 half a checkpoint")
@@ -133,8 +133,8 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypat
 
     monkeypatch.setattr(torch, "save", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
-        training.save_checkpoint({"iter_num": 2, "w": torch.zeros(1000)}, path)
-    assert training.load_checkpoint(path)["iter_num"] == 1
+        training.save_checkpoint({"kind": "gpt", "iter_num": 2, "w": torch.zeros(1000)}, path)
+    assert training.load_checkpoint(path, "GPT")["iter_num"] == 1
     assert os.listdir(tmp_path) == ["ckpt.pt"]
 
 
@@ -143,7 +143,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     writer = (f"import sys, torch; sys.path.insert(0, {ROOT!r}); import training\n"
               f"i = 0\n"
               f"while True:\n"
-              f"    i += 1; training.save_checkpoint({{'iter_num': i, 'w': torch.full((200_000,), float(i))}}, {str(path)!r})\n")
+              f"    i += 1; training.save_checkpoint({{'kind': 'gpt', 'iter_num': i, 'w': torch.full((200_000,), float(i))}}, {str(path)!r})\n")
     for attempt in range(5):
         process = subprocess.Popen([sys.executable, "-c", writer])
         deadline = time.time() + 30
@@ -152,7 +152,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
         time.sleep(0.1 + 0.13 * attempt)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        checkpoint = training.load_checkpoint(str(path))
+        checkpoint = training.load_checkpoint(str(path), "GPT")
         assert torch.equal(checkpoint["w"], torch.full((200_000,), float(checkpoint["iter_num"])))
 
 

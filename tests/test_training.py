@@ -62,10 +62,10 @@ def test_learning_rate_schedule_by_hand():
 
 def test_checkpoints_round_trip_and_leave_no_temp_files(tmp_path):
     path = str(tmp_path / "ckpt.pt")
-    state = {"model": {"w": torch.arange(4.0)}, "iter_num": 7, "config": {"a": "b"}, "rng": training.rng_state()}
+    state = {"kind": "gpt", "model": {"w": torch.arange(4.0)}, "iter_num": 7, "config": {"a": "b"}, "rng": training.rng_state()}
     training.save_checkpoint(state, path)
     training.save_checkpoint({**state, "iter_num": 8}, path)
-    loaded = training.load_checkpoint(path)
+    loaded = training.load_checkpoint(path, "GPT")
     assert loaded["iter_num"] == 8 and torch.equal(loaded["model"]["w"], torch.arange(4.0))
     assert os.listdir(tmp_path) == ["ckpt.pt"]
 
@@ -80,7 +80,7 @@ def test_rng_state_restores_every_generator():
 
 def test_a_missing_checkpoint_is_a_one_line_error(tmp_path):
     with pytest.raises(SystemExit, match="no checkpoint at .*nope.pt; train first"):
-        training.load_checkpoint(str(tmp_path / "nope.pt"))
+        training.load_checkpoint(str(tmp_path / "nope.pt"), "GPT")
 
 
 def test_char_tokenizer_round_trip(tmp_path):
