@@ -35,7 +35,9 @@ GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 @dataclass
 class GPTConfig:
     block_size: int = 1024   # longest context the model can see (number of position embeddings)
-    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for faster matmuls
+    vocab_size: int = 50304  # rows of the token embedding and output head: train_gpt.py pads the
+                             # tokenizer's vocabulary up to a multiple of 64 for faster matmuls (50257 -> 50304)
+    tokenizer_vocab_size: int = 0  # ids the tokenizer has (0 = vocab_size); the ids above are padding, never sampled
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
@@ -68,6 +70,9 @@ class GPTConfig:
             raise ValueError(f"rope_theta ({self.rope_theta}) and norm_eps ({self.norm_eps}) must be > 0")
         if self.mlp_hidden < 0:
             raise ValueError(f"mlp_hidden={self.mlp_hidden} must be >= 0 (0 = the default width)")
+        if not 0 <= self.tokenizer_vocab_size <= self.vocab_size:
+            raise ValueError(f"tokenizer_vocab_size={self.tokenizer_vocab_size} must be in [0, vocab_size={self.vocab_size}]")
+        self.tokenizer_vocab_size = self.tokenizer_vocab_size or self.vocab_size
 
 
 # -----------------------------------------------------------------------------
@@ -118,9 +123,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        xf = x.float()  # the mean of squares in fp32 even under bf16 autocast
+        xf = x.float()  # in fp32 even under bf16 autocast: the mean of squares of bf16 values loses precision
         normed = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)
-        return normed.type_as(x) * self.weight
+        return (normed * self.weight).type_as(x)
 
 
 def make_norm(config, dim):
@@ -290,9 +295,13 @@ class GPT(nn.Module):
         if config.pos_encoding == "learned":
             self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)
         elif config.pos_encoding == "sinusoidal":
-            # fixed, not learned: a buffer, and not saved (it is recomputed from the formula)
-            self.register_buffer("sinusoidal_pe", sinusoidal_table(config.block_size, config.n_embd),
-                                 persistent=False)
+            # fixed, not learned: a buffer, and not saved (it is recomputed from the formula).
+            # The raw table's entries have RMS 1/sqrt(2) (sin^2 + cos^2 = 1 per pair), ~35x the token
+            # embeddings' init std of 0.02: added as is, the positions would drown the tokens (the 2017
+            # paper instead multiplies its embeddings by sqrt(n_embd)). Scaled to RMS 0.02, the table
+            # starts at the size of a learned one, so learned vs sinusoidal compares the ideas, not scales.
+            table = sinusoidal_table(config.block_size, config.n_embd) * (0.02 * math.sqrt(2))
+            self.register_buffer("sinusoidal_pe", table, persistent=False)
         elif config.pos_encoding == "rope":
             cos, sin = rope_tables(config.block_size, config.n_embd // config.n_head, config.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)   # (block_size, hs/2)
@@ -328,8 +337,8 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None, attention_mask=None, kv_cache=None):
         """idx: (B, T) token ids. Returns (logits, loss): logits for every position when training
-        (targets given; -1 targets are ignored), else only the last position's (B, 1, vocab), which
-        is all generation needs.
+        (targets given; -1 targets are ignored), else only the last token's (B, 1, vocab), which is
+        all generation needs (with an attention_mask: each sequence's last real token).
         attention_mask: optional (B, T), 1 for real tokens, 0 for padding (left or right). Padding is
         never attended to, and positions count from 0 at each sequence's first real token, so a
         padded sequence gets the same logits as the unpadded one.
@@ -378,6 +387,11 @@ class GPT(nn.Module):
             logits = self.lm_head(x)                                   # (B, T, vocab)
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1),
                                    ignore_index=-1)
+        elif attention_mask is not None:
+            # each sequence's last real token: under right padding the last position is padding
+            last = (attention_mask.bool() * torch.arange(T, device=device)).argmax(dim=1)  # (B,)
+            logits = self.lm_head(x[torch.arange(B, device=device), last][:, None])        # (B, 1, vocab)
+            loss = None
         else:
             logits = self.lm_head(x[:, [-1], :])                       # (B, 1, vocab)
             loss = None
@@ -477,14 +491,22 @@ class GPT(nn.Module):
         return CombinedOptimizer({"adamw": adamw, "muon": muon})
 
     def estimate_flops_per_token(self):
-        """Training FLOPs per token, forward + backward (PaLM paper, appendix B):
-        6 per parameter plus the attention scores and weighted sum, 12 * L * C * T."""
+        """Training FLOPs per token, forward + backward (PaLM paper, appendix B): 6 per weight that
+        multiplies the token (2 forward, 4 backward), plus the attention scores and weighted sum,
+        12 * L * C * T. Embedding lookups are not matmuls: the position table never counts, and the
+        token table counts once, as the output head, whether it is tied to it or not."""
         cfg = self.config
-        return 6 * self.get_num_params() + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
+        matmul_params = sum(p.numel() for p in self.parameters())  # a tied matrix is listed once
+        if cfg.pos_encoding == "learned":
+            matmul_params -= self.transformer.wpe.weight.numel()
+        if not cfg.tie_weights:
+            matmul_params -= self.transformer.wte.weight.numel()
+        return 6 * matmul_params + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
     def estimate_mfu(self, tokens_per_iter, dt, peak_flops):
         """Model FLOPs utilisation: achieved FLOP/s as a fraction of the hardware's peak_flops
-        (e.g. 989e12 for an H100's dense bf16, 312e12 for an A100's). You pass the peak."""
+        (e.g. 989e12 for an H100's dense bf16, 312e12 for an A100's). Pass one device's peak and the
+        tokens one device processed per iteration."""
         if not peak_flops or dt <= 0:
             return 0.0
         return self.estimate_flops_per_token() * tokens_per_iter / dt / peak_flops
@@ -515,6 +537,7 @@ class GPT(nn.Module):
                     cache.length = 0                                    # (re)fill the cache with this window
             logits, _ = self(idx_cond, kv_cache=cache)
             logits = logits[:, -1, :].float()                           # (B, vocab)
+            logits[:, self.config.tokenizer_vocab_size:] = -float("inf")  # padding ids are no tokens
             if temperature == 0:
                 idx_next = logits.argmax(dim=-1, keepdim=True)
             else:

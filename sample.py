@@ -1,7 +1,7 @@
 """
 Sample text from a trained GPT (or from OpenAI's GPT-2 weights).
 
-    python sample.py --start "ROMEO:"                        # the model in out_dir (the default run's)
+    python sample.py --start "ROMEO:"                        # out_dir/best.pt (the default run's)
     python sample.py --out_dir=out-shakespeare --start=FILE:prompt.txt --num_samples=3
     python sample.py --init_from=gpt2 --start "Hello, I'm a language model,"
 """
@@ -15,8 +15,9 @@ import training
 from model_gpt import GPT, GPTConfig
 
 # -----------------------------------------------------------------------------
-init_from = "resume"           # 'resume' (the checkpoint in out_dir) or 'gpt2', 'gpt2-medium', ...
+init_from = "resume"           # 'resume' (a checkpoint in out_dir) or 'gpt2', 'gpt2-medium', ...
 out_dir = "out-shakespeare-char"
+ckpt = "best"                  # 'best' (best.pt: the lowest val loss) or 'last' (ckpt.pt: the latest)
 start = "\n"                   # the prompt, or FILE:path to read it from a file
 num_samples = 2
 max_new_tokens = 500
@@ -28,7 +29,7 @@ stream = False                 # print each token as it is generated
 seed = 1337
 device = "auto"
 dtype = "auto"
-compile = False
+compile = False                # torch.compile the model's forward, which generate calls once per token
 # -----------------------------------------------------------------------------
 config = training.configure({k: v for k, v in globals().items()
                              if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
@@ -43,21 +44,22 @@ if temperature < 0:
 if not 0 <= top_p <= 1:
     training.fail(f"top_p must be between 0 and 1 (0 = off), got {top_p}")
 
-device = training.pick_device(device)
-dtype = training.resolve_dtype(dtype, device)
+run_device = training.pick_device(device)
+precision = training.resolve_dtype(dtype, run_device)
 torch.manual_seed(seed)
 torch.cuda.manual_seed(seed)
 
 if init_from == "resume":
-    ckpt_path = os.path.join(out_dir, "ckpt.pt")
-    checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="train first: python train_gpt.py, or pass --out_dir")
+    checkpoint = training.load_trained(out_dir, ckpt, "GPT")
+    print(f"sampling {training.checkpoint_path(out_dir, ckpt)} (iter {checkpoint['iter_num']}, "
+          f"best val loss {checkpoint['best_val_loss']:.4f})", file=sys.stderr)
     model = GPT(GPTConfig(**{**checkpoint["model_args"], "dropout": 0.0}))
     model.load_state_dict(checkpoint["model"])
     data_path = os.path.join(checkpoint["config"]["data_dir"], checkpoint["config"]["dataset"])
     meta = training.read_meta(data_path, prepare_hint="sample.py decodes with the dataset's tokenizer")
-    if meta["vocab_size"] != model.config.vocab_size:
+    if meta["vocab_size"] != model.config.tokenizer_vocab_size:
         training.fail(f"{data_path}/meta.json (vocab {meta['vocab_size']}) does not match the checkpoint "
-                      f"(vocab {model.config.vocab_size})")
+                      f"(vocab {model.config.tokenizer_vocab_size})")
     encode, decode = training.load_tokenizer(meta, data_path)
 elif init_from.startswith("gpt2") or os.path.isdir(init_from):
     try:
@@ -70,24 +72,25 @@ else:
                   f"GPT-2 directory, got '{init_from}'")
 
 model.eval()
-model.to(device)
+model.to(run_device)
 if compile:
-    model = torch.compile(model)
+    model.compile()  # compiles the module's __call__, which generate() reaches through self(...)
 
+prompt = start
 if start.startswith("FILE:"):
     prompt_path = start[len("FILE:"):]
     if not os.path.isfile(prompt_path):
         training.fail(f"prompt file {prompt_path} does not exist")
     with open(prompt_path, encoding="utf-8") as f:
-        start = f.read()
-start_ids = encode(start)
+        prompt = f.read()
+start_ids = encode(prompt)
 if not start_ids:
     training.fail("the prompt is empty: pass --start with at least one character")
 block_size = model.config.block_size
 if len(start_ids) > block_size:
     print(f"warning: the prompt is {len(start_ids)} tokens, longer than the model's context of "
           f"{block_size}; the model sees only its last {block_size} tokens", file=sys.stderr)
-x = torch.tensor(start_ids, dtype=torch.long, device=device)[None, ...]  # (1, T)
+x = torch.tensor(start_ids, dtype=torch.long, device=run_device)[None, ...]  # (1, T)
 
 
 
@@ -109,7 +112,7 @@ def print_as_generated(prompt_ids):
     return on_token
 
 
-with torch.no_grad(), training.autocast(device, dtype):
+with torch.no_grad(), training.autocast(run_device, precision):
     for _ in range(num_samples):
         y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k or None,
                            top_p=top_p or None, use_cache=use_cache,

@@ -33,8 +33,8 @@ eval_interval = 250
 log_interval = 10
 eval_iters = 100
 eval_only = False             # evaluate once and exit
-always_save_checkpoint = True  # else only when val loss improves
-init_from = "scratch"         # 'scratch', 'resume' (from out_dir), 'auto' (resume if a checkpoint exists) or 'gpt2*'
+always_save_checkpoint = True  # write ckpt.pt at every eval (else only when the run stops or ends); best.pt is written whenever val loss improves
+init_from = "scratch"         # 'scratch', 'resume' (from out_dir/ckpt.pt), 'auto' (resume if it exists) or 'gpt2*'
 # logging
 wandb_log = False
 wandb_project = "tinyformers"
@@ -80,7 +80,7 @@ min_lr = 2e-4                 # ~ learning_rate / 10
 # system
 device = "auto"               # 'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
 dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16 on modern GPUs, else fp32)
-compile = False               # torch.compile the model (minutes to compile, faster after)
+compile = "auto"              # torch.compile the model: 'auto' = on CUDA only (minutes to compile, faster after)
 peak_flops = 0.0              # your hardware's peak FLOP/s (e.g. 989e12 for H100 bf16) to log MFU
 seed = 1337
 # -----------------------------------------------------------------------------
@@ -95,30 +95,28 @@ if init_from not in ("scratch", "resume", "auto") and not pretrained:
                   f"Hugging Face GPT-2 directory, got '{init_from}'")
 if export not in ("", "safetensors"):
     training.fail(f"export must be '' or 'safetensors', got '{export}'")
-if on_nonfinite not in ("stop", "skip"):
-    training.fail(f"on_nonfinite must be 'stop' or 'skip', got '{on_nonfinite}'")
-ckpt_path = os.path.join(out_dir, "ckpt.pt")
-if init_from == "auto":
-    init_from = "resume" if os.path.exists(ckpt_path) else "scratch"
+ckpt_path = training.checkpoint_path(out_dir, "last")
+init_mode = init_from if init_from != "auto" else ("resume" if os.path.exists(ckpt_path) else "scratch")
 
-ddp = training.setup_distributed(device)
-device = ddp.device
-device_type = "cuda" if device.startswith("cuda") else device.split(":")[0]
-dtype = training.resolve_dtype(dtype, device)
-if optimizer == "muon" and dtype == "float16":
+ddp = training.setup_distributed(device)  # ddp.device: the device this process runs on
+device_type = ddp.device.split(":")[0]    # 'cuda', 'cpu' or 'mps'
+precision = training.resolve_dtype(dtype, ddp.device)
+compile_model = training.resolve_compile(compile, ddp.device)
+guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "iter", ckpt_path)
+if optimizer == "muon" and precision == "float16":
     training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
 if gradient_accumulation_steps % ddp.world_size != 0:
     training.fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
                   f"the number of processes ({ddp.world_size})")
 # each process does its share of the micro-steps; together they make the same global batch
-gradient_accumulation_steps //= ddp.world_size
-tokens_per_iter = gradient_accumulation_steps * ddp.world_size * batch_size * block_size
+micro_steps = gradient_accumulation_steps // ddp.world_size
+tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
 if ddp.master:
-    print(f"tokens per iteration: {tokens_per_iter:,} on {ddp.world_size} process(es), device {device}, {dtype}")
+    print(f"tokens per iteration: {tokens_per_iter:,} on {ddp.world_size} process(es), device {ddp.device}, {precision}")
 torch.manual_seed(seed + ddp.rank)  # dropout differs per rank; batches come from batch_generator
 torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
-amp = training.autocast(device, dtype)
+amp = training.autocast(ddp.device, precision)
 
 # -----------------------------------------------------------------------------
 # data: a flat array of uint16 token ids per split, random windows of block_size + 1 tokens
@@ -161,8 +159,8 @@ def get_batch(split, generator):
                       f"the dataset and its meta.json disagree; prepare it again: {prepare_hint}")
     if device_type == "cuda":
         # pinned memory lets the copy to the GPU run asynchronously
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return x.to(device), y.to(device)
+        return x.pin_memory().to(ddp.device, non_blocking=True), y.pin_memory().to(ddp.device, non_blocking=True)
+    return x.to(ddp.device), y.to(ddp.device)
 
 
 # -----------------------------------------------------------------------------
@@ -173,23 +171,28 @@ best_val_loss = 1e9
 tokens_seen = 0
 elapsed_before = 0.0  # training seconds of the run(s) this one resumes
 checkpoint = None
+# The embedding and the output head get the vocabulary rounded up to a multiple of 64, a shape GPUs'
+# fastest matmul kernels handle (nanoGPT's largest single speed-up: GPT-2's 50257 -> 50304). The extra
+# ids never occur in the data, so training pushes their logits down, and generate() never samples them.
+padded_vocab_size = 64 * math.ceil(meta_vocab_size / 64)
 model_args = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, block_size=block_size, bias=bias,
-                  vocab_size=meta_vocab_size, dropout=dropout, flash=flash, pos_encoding=pos_encoding,
-                  rope_theta=rope_theta, norm=norm, norm_eps=norm_eps, norm_placement=norm_placement,
-                  qk_norm=qk_norm, mlp=mlp, mlp_hidden=mlp_hidden, tie_weights=tie_weights)
-if init_from == "scratch":
+                  vocab_size=padded_vocab_size, tokenizer_vocab_size=meta_vocab_size, dropout=dropout,
+                  flash=flash, pos_encoding=pos_encoding, rope_theta=rope_theta, norm=norm, norm_eps=norm_eps,
+                  norm_placement=norm_placement, qk_norm=qk_norm, mlp=mlp, mlp_hidden=mlp_hidden,
+                  tie_weights=tie_weights)
+if init_mode == "scratch":
     try:
         model = GPT(GPTConfig(**model_args))
     except ValueError as e:  # an unknown option value or a bad shape
         training.fail(str(e))
-elif init_from == "resume":
+elif init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="train first, or use --init_from=scratch")
     # the architecture comes from the checkpoint; only dropout may change when resuming
     model_args = {**checkpoint["model_args"], "dropout": dropout, "flash": flash}
-    if model_args["vocab_size"] != meta_vocab_size:
-        training.fail(f"{ckpt_path} was trained with vocab_size {model_args['vocab_size']} but "
-                      f"{data_path}/meta.json says {meta_vocab_size}: wrong --dataset?")
     model = GPT(GPTConfig(**model_args))
+    if model.config.tokenizer_vocab_size != meta_vocab_size:
+        training.fail(f"{ckpt_path} was trained with vocab_size {model.config.tokenizer_vocab_size} but "
+                      f"{data_path}/meta.json says {meta_vocab_size}: wrong --dataset?")
     model.load_state_dict(checkpoint["model"])
     iter_num = checkpoint["iter_num"]
     last_eval_iter = checkpoint["last_eval_iter"]
@@ -210,26 +213,34 @@ if block_size > model.config.block_size:
 if block_size < model.config.block_size:
     model.crop_block_size(block_size)
     model_args["block_size"] = block_size
-model.to(device)
+model.to(ddp.device)
 if ddp.master:
     print(f"{model.get_num_params() / 1e6:.2f}M parameters")
 
-scaler = training.grad_scaler(device, dtype)
-optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type, optimizer)
+scaler = training.grad_scaler(ddp.device, precision)
+optim = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type, optimizer)
 batch_generator = torch.Generator().manual_seed(seed)  # identical on every rank: see get_batch
 if checkpoint is not None:
     try:
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        optim.load_state_dict(checkpoint["optimizer"])
     except ValueError as e:
         training.fail(f"{ckpt_path}: {e}")
-    scaler.load_state_dict(checkpoint["scaler"])
+    training.load_scaler_state(scaler, checkpoint["scaler"])
     batch_generator.set_state(checkpoint["batch_rng"])
     training.set_rng_state(checkpoint["rng"][min(ddp.rank, len(checkpoint["rng"]) - 1)])
 checkpoint = None  # free the memory
 
 # `model` stays the plain module (what we save); `fast_model` may be compiled; `train_model` adds DDP
-fast_model = torch.compile(model) if compile else model
+fast_model = torch.compile(model) if compile_model else model
 train_model = DDP(fast_model, device_ids=[ddp.local_rank] if device_type == "cuda" else None) if ddp.enabled else fast_model
+if compile_model and ddp.master:
+    print("torch.compile: the first evaluation and step compile the model (minutes on a CPU; --compile=False skips it)")
+
+stop = training.StopRequest(ddp)  # SIGTERM / Ctrl-C: save and stop at the next step boundary
+timer = training.Timer()
+# the first batch; from then on each micro-step fetches the next one while the device computes
+next_batch_rng = batch_generator.get_state()  # the generator before that batch: what a checkpoint saves
+X, Y = get_batch("train", batch_generator)
 
 
 @torch.no_grad()
@@ -240,9 +251,9 @@ def estimate_loss():
     out = {}
     for split in ("train", "val"):
         generator = torch.Generator().manual_seed(seed + 1)
-        losses = torch.zeros(eval_iters, device=device)
+        losses = torch.zeros(eval_iters, device=ddp.device)
         for k in range(eval_iters):
-            if stop.agreed(ddp):  # a long eval must not outlive a preemption notice
+            if stop.agreed():  # a long eval must not outlive a preemption notice
                 fast_model.train()
                 return None
             X, Y = get_batch(split, generator)
@@ -258,14 +269,16 @@ def estimate_loss():
     return out
 
 
-def save(reason):
+def save(reason, last=True, best=False):
+    """ckpt.pt (last: everything resume needs) and/or best.pt (best: the weights alone)."""
+    guard.check()  # never save a model a non-finite step has poisoned
     all_rng = training.all_rng_states(ddp)
     if not ddp.master:
         return
-    training.save_checkpoint({
+    training.save_run_checkpoints({
         "kind": "gpt",
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optim.state_dict(),
         "scaler": scaler.state_dict(),
         "model_args": model_args,
         "config": config,
@@ -274,12 +287,13 @@ def save(reason):
         "best_val_loss": best_val_loss,
         "tokens_seen": tokens_seen,
         "elapsed_s": elapsed_before + timer.elapsed(),
-        "batch_rng": batch_generator.get_state(),
+        "batch_rng": next_batch_rng,  # the generator before the prefetched batch: resume draws it again
         "rng": all_rng,
-    }, ckpt_path)
-    if export == "safetensors":
+    }, out_dir, last, best)
+    if last and export == "safetensors":
         training.export_safetensors(model, os.path.join(out_dir, "model.safetensors"))
-    print(f"saved checkpoint at iter {iter_num} to {ckpt_path} ({reason})")
+    written = " and ".join(name for name, wanted in (("ckpt.pt", last), ("best.pt", best)) if wanted)
+    print(f"saved {written} at iter {iter_num} in {out_dir} ({reason})")
 
 
 # -----------------------------------------------------------------------------
@@ -287,15 +301,15 @@ def save(reason):
 if ddp.master:
     os.makedirs(out_dir, exist_ok=True)
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
-stop = training.StopRequest()
-timer = training.Timer()
 step_seconds = 0.0  # time in training steps since the last log line (evals excluded)
 while True:
     lr = training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters, min_lr) if decay_lr else learning_rate
-    for group in optimizer.param_groups:
+    for group in optim.param_groups:
         group["lr"] = lr
 
     due = (iter_num % eval_interval == 0 or iter_num == max_iters) and iter_num != last_eval_iter
+    if due or eval_only:
+        guard.check()
     losses = estimate_loss() if due or eval_only else None
     if losses is not None:
         last_eval_iter = iter_num
@@ -309,47 +323,44 @@ while True:
             if ddp.master:
                 print(f"val loss is {losses['val']}: not saving this model over the last good checkpoint")
         elif not eval_only and iter_num > 0 and (improved or always_save_checkpoint):
-            save("best val loss" if improved else "always_save_checkpoint")
-    if eval_only or iter_num >= max_iters:
+            save("best val loss" if improved else "always_save_checkpoint", last=always_save_checkpoint, best=improved)
+    if eval_only:
         break
-    if stop.agreed(ddp):
+    if iter_num >= max_iters:
+        if not always_save_checkpoint:
+            save("end of training")
+        break
+    if stop.agreed():
         save("stop requested")
         if ddp.master:
             print(f"stopped at iter {iter_num}; continue with the same command and --init_from=resume")
         break
 
-    # one optimizer step = gradient_accumulation_steps micro-steps on each process
+    # one optimizer step = gradient_accumulation_steps micro-steps, micro_steps on each process
     step_start = time.time()
-    for micro_step in range(gradient_accumulation_steps):
-        X, Y = get_batch("train", batch_generator)
-        last = micro_step == gradient_accumulation_steps - 1
+    for micro_step in range(micro_steps):
+        last = micro_step == micro_steps - 1
         # DDP all-reduces gradients in backward; only the last micro-step needs to
         with train_model.no_sync() if ddp.enabled and not last else nullcontext():
             with amp:
                 _, loss = train_model(X, Y)
-                loss = loss / gradient_accumulation_steps  # the mean over micro-steps, not the sum
+                loss = loss / micro_steps  # the mean over micro-steps, not the sum
+            # fetch the next batch on the CPU while the GPU runs this forward (it runs asynchronously)
+            next_batch_rng = batch_generator.get_state()
+            X, Y = get_batch("train", batch_generator)
             scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
-    # a NaN/inf gradient would poison the weights; fp16's GradScaler handles its own overflows
-    if not scaler.is_enabled() and not torch.isfinite(grad_norm):
-        if on_nonfinite == "stop":
-            training.fail(f"non-finite loss/gradient at iter {iter_num}; the last good checkpoint "
-                          f"{ckpt_path} is untouched. Lower learning_rate, or --on_nonfinite=skip")
-        if ddp.master:
-            print(f"iter {iter_num}: non-finite gradient, step skipped")
-    else:
-        scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)
+    training.optimizer_step(model, optim, scaler, grad_clip, guard, iter_num, ddp.master)
 
     iter_num += 1
     tokens_seen += tokens_per_iter
-    step_seconds += time.time() - step_start  # accurate: the isfinite check above waited for the GPU
+    if iter_num % log_interval == 0:
+        guard.check()
+        loss_value = loss.item() * micro_steps  # waits for the device: the time below is real
+    step_seconds += time.time() - step_start
     if iter_num % log_interval == 0 and ddp.master:
         dt, step_seconds = step_seconds / log_interval, 0.0
-        loss_value = loss.item() * gradient_accumulation_steps  # a sync point: only every log_interval
-        mfu = model.estimate_mfu(tokens_per_iter, dt, peak_flops)
+        # per device: peak_flops is one device's peak, and each process does 1/world_size of the tokens
+        mfu = model.estimate_mfu(tokens_per_iter / ddp.world_size, dt, peak_flops)
         mfu_text = f", mfu {mfu * 100:.1f}%" if peak_flops else ""
         print(f"iter {iter_num}: loss {loss_value:.4f}, {dt * 1000:.1f} ms/iter, "
               f"{tokens_per_iter / dt:,.0f} tokens/s{mfu_text}")

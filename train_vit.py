@@ -11,12 +11,13 @@ On 8 GPUs of one node (batch_size is per GPU, so the global batch is 8x larger):
 $ torchrun --standalone --nproc_per_node=8 train_vit.py config/vit_cifar10.py
 
 Any setting below can be changed by a config file and then by --key=value, e.g. --epochs=50.
-Resume after a stop or crash with --init_from=resume (same out_dir): it continues where ckpt_last.pt
+Resume after a stop or crash with --init_from=resume (same out_dir): it continues where ckpt.pt
 left off (the end of an epoch, or the step where SIGTERM/Ctrl-C stopped it) and, on CPU, trains
-exactly as if it had never stopped.
+exactly as if it had never stopped. best.pt holds the weights with the best test top-1.
 """
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -35,7 +36,7 @@ from model_vit import ViT, ViTConfig
 # default config values: CIFAR-10, the seed model (8 layers, 6 heads, 192 wide, 4x4 patches)
 # I/O
 out_dir = "out-vit"
-init_from = "scratch"  # "scratch" or "resume" (from out_dir/ckpt_last.pt)
+init_from = "scratch"  # "scratch", "resume" (from out_dir/ckpt.pt) or "auto" (resume if it exists)
 eval_only = False      # evaluate the resumed checkpoint on the test set, then exit
 log_interval = 50      # print a progress line every this many steps
 wandb_log = False      # also log to Weights & Biases (works with WANDB_MODE=offline)
@@ -46,7 +47,7 @@ dataset = "cifar10"    # "cifar10" or "cifar100"
 data_dir = "data"      # holds cifar-10-batches-py/ or cifar-100-python/
 download = True        # fetch the dataset with torchvision if it is not in data_dir
 verify_md5 = True      # check the files against torchvision's md5 sums; False for a copy you made yourself
-num_workers = 8        # DataLoader processes doing the augmentation (0: in the main process)
+num_workers = min(8, training.available_cores())  # DataLoader processes doing the augmentation (0: in the main process)
 # model
 patch_size = 4
 n_layer = 8
@@ -73,13 +74,14 @@ weight_decay = 0.05
 beta1 = 0.9
 beta2 = 0.999
 grad_clip = 1.0        # clip the gradient norm at this value (0: off)
+on_nonfinite = "stop"  # a NaN/inf loss or gradient: "stop" the run, or "skip" the step
 epochs = 200           # length of the run; the learning rate reaches min_lr at its end
 warmup_epochs = 5.0
 stop_at_epoch = 0      # if > 0, stop after this many epochs (the schedule still spans `epochs`)
 # system
 device = "auto"        # "auto", "cpu", "cuda", "cuda:1", "mps"
 dtype = "auto"         # "auto" (bf16 on GPUs that have it), "bfloat16", "float16", "float32"
-compile = True         # torch.compile the model
+compile = "auto"       # torch.compile the model: "auto" = on CUDA only (minutes to compile, faster after)
 seed = 1337
 config = training.configure({k: v for k, v in globals().items()
                              if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))},
@@ -91,15 +93,18 @@ if dataset not in ("cifar10", "cifar100"):
     training.fail(f"dataset must be cifar10 or cifar100, got '{dataset}'")
 if autoaugment not in ("trivialaugment", "randaugment", "none"):
     training.fail(f"autoaugment must be trivialaugment, randaugment or none, got '{autoaugment}'")
-if init_from not in ("scratch", "resume"):
-    training.fail(f"init_from must be scratch or resume, got '{init_from}'")
-if eval_only and init_from != "resume":
+if init_from not in ("scratch", "resume", "auto"):
+    training.fail(f"init_from must be scratch, resume or auto, got '{init_from}'")
+ckpt_path = training.checkpoint_path(out_dir, "last")
+init_mode = init_from if init_from != "auto" else ("resume" if os.path.exists(ckpt_path) else "scratch")
+if eval_only and init_mode != "resume":
     training.fail("eval_only evaluates a trained model: add --init_from=resume")
 
-ddp = training.setup_distributed(device)
-device = ddp.device
-device_type = "cuda" if device.startswith("cuda") else "cpu"
-dtype = training.resolve_dtype(dtype, device)
+ddp = training.setup_distributed(device)  # ddp.device: the device this process runs on
+device_type = ddp.device.split(":")[0]    # "cuda", "cpu" or "mps"
+precision = training.resolve_dtype(dtype, ddp.device)
+compile_model = training.resolve_compile(compile, ddp.device)
+guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "step", ckpt_path)
 torch.manual_seed(seed + ddp.rank)  # each rank its own DropPath and MixUp draws
 if device_type == "cuda":
     torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores where any are left
@@ -205,7 +210,8 @@ train_sampler = ResumableSampler(train_data, num_replicas=ddp.world_size, rank=d
 # each loader draws its workers' base seed from its own generator, never from the global RNG, so
 # the global RNG (DropPath, MixUp) follows the same sequence whatever num_workers is
 loader_args = dict(num_workers=num_workers, pin_memory=(device_type == "cuda"),
-                   persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
+                   persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed),
+                   worker_init_fn=training.ignore_stop_signals)
 train_loader = DataLoader(train_data, batch_size=batch_size, sampler=train_sampler, drop_last=True, **loader_args)
 # the test set is split rank::world_size without padding, so the summed counts are exact
 test_loader = DataLoader(test_set, batch_size=2 * batch_size,
@@ -229,10 +235,9 @@ mix_batch = v2.RandomChoice(batch_mixes) if batch_mixes else None
 
 epoch, best_top1 = 0, 0.0
 start_step, resumed_loss_sum = 0, 0.0  # where in the first epoch to start, and its train loss so far
-if init_from == "resume":
-    checkpoint = training.load_checkpoint(os.path.join(out_dir, "ckpt_last.pt"), "ViT",
-                                          "train first with --init_from=scratch, or check --out_dir")
-    model_config = ViTConfig(**checkpoint["model_config"])  # the shape is the checkpoint's, not the flags'
+if init_mode == "resume":
+    checkpoint = training.load_checkpoint(ckpt_path, "ViT", "train first with --init_from=scratch, or check --out_dir")
+    model_config = ViTConfig(**checkpoint["model_args"])  # the shape is the checkpoint's, not the flags'
     if model_config.n_classes != n_classes:
         training.fail(f"the checkpoint has {model_config.n_classes} classes, {dataset} has {n_classes}")
     if checkpoint["config"]["batch_size"] != batch_size:  # a mid-epoch position is counted in batches
@@ -245,141 +250,160 @@ else:
                                  pool=pool, norm=norm, bias=bias)
     except ValueError as e:
         training.fail(str(e))
-raw_model = ViT(model_config).to(device)
-optimizer = raw_model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
-scaler = training.grad_scaler(device, dtype)
-if init_from == "resume":
-    raw_model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scaler.load_state_dict(checkpoint["scaler"])
+model = ViT(model_config).to(ddp.device)
+optim = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+scaler = training.grad_scaler(ddp.device, precision)
+if init_mode == "resume":
+    model.load_state_dict(checkpoint["model"])
+    optim.load_state_dict(checkpoint["optimizer"])
+    training.load_scaler_state(scaler, checkpoint["scaler"])
     epoch, best_top1 = checkpoint["epoch"], checkpoint["best_top1"]
     # a run stopped mid-epoch continues at the step after the last one it trained
     start_step, resumed_loss_sum = checkpoint["step_in_epoch"], checkpoint["loss_sum"]
     train_sampler.skip = start_step * batch_size
     training.set_rng_state(checkpoint["rng"][min(ddp.rank, len(checkpoint["rng"]) - 1)])
     del checkpoint
-model = torch.compile(raw_model) if compile else raw_model
-if ddp.enabled:
-    model = DDP(model, device_ids=[ddp.local_rank] if device_type == "cuda" else None)
+# `model` stays the plain module (what we save); `fast_model` may be compiled; `train_model` adds DDP
+fast_model = torch.compile(model) if compile_model else model
+train_model = DDP(fast_model, device_ids=[ddp.local_rank] if device_type == "cuda" else None) if ddp.enabled else fast_model
 if ddp.master:
-    print(f"ViT: {raw_model.n_params() / 1e6:.2f}M parameters, {model_config.n_patches} patches of "
-          f"{model_config.patch_size}x{model_config.patch_size}, {raw_model.estimate_flops_per_image() / 1e9:.2f} GFLOP per "
+    print(f"ViT: {model.n_params() / 1e6:.2f}M parameters, {model_config.n_patches} patches of "
+          f"{model_config.patch_size}x{model_config.patch_size}, {model.estimate_flops_per_image() / 1e9:.2f} GFLOP per "
           f"training image; {dataset}: {len(train_set)} train / {len(test_set)} test images; "
           f"{steps_per_epoch} steps per epoch of {batch_size} x {ddp.world_size} images; "
-          f"device {device}, dtype {dtype}")
+          f"device {ddp.device}, dtype {precision}, compile {compile_model}, {num_workers} data workers")
+    if compile_model:
+        print("torch.compile: the first step compiles the model (minutes on a CPU; --compile=False skips it)")
 
 
 @torch.no_grad()
 def evaluate():
     """Test-set loss and top-1/top-5 accuracy, summed over every rank's share of the images."""
-    model.eval()
-    totals = torch.zeros(4, device=device, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits, images
+    fast_model.eval()
+    # loss sum, top-1 hits, top-5 hits, images. float32 (MPS has no float64): counts stay exact up to
+    # 2^24 images, and a loss sum over a test set needs no more than float32's 7 digits
+    totals = torch.zeros(4, device=ddp.device)
     for images, labels in test_loader:
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
-        with training.autocast(device, dtype):
-            logits, _ = model(images)
+        images = images.to(ddp.device, non_blocking=True)
+        labels = labels.to(ddp.device, non_blocking=True)
+        with training.autocast(ddp.device, precision):
+            logits, _ = fast_model(images)
         loss_sum = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
         top5 = logits.topk(min(5, n_classes), dim=1).indices   # (B, 5), best first
         hits = top5 == labels[:, None]                          # (B, 5): at most one True per row
-        totals += torch.stack([loss_sum.double(), hits[:, 0].sum().double(),
-                               hits.any(dim=1).sum().double(), torch.tensor(len(labels), device=device).double()])
+        totals += torch.stack([loss_sum, hits[:, 0].sum().float(), hits.any(dim=1).sum().float(),
+                               torch.tensor(float(len(labels)), device=ddp.device)])
     if ddp.enabled:
         dist.all_reduce(totals)
-    model.train()
+    fast_model.train()
     loss_sum, top1, top5, count = totals.tolist()
     return loss_sum / count, top1 / count, top5 / count
 
 
-if eval_only:
+if eval_only:  # evaluate, then skip the training loop below
     val_loss, top1, top5 = evaluate()
     if ddp.master:
         print(f"epoch {epoch}: val loss {val_loss:.4f}, top-1 {top1:.2%}, top-5 {top5:.2%}")
-    training.cleanup_distributed(ddp)
-    sys.exit(0)
 
-def save_last(step_in_epoch, loss_sum, best):
-    """ckpt_last.pt (and ckpt_best.pt if best): `epoch` full epochs done, plus `step_in_epoch` steps of
-    the next one. Saved from raw_model: the compiled and DDP wrappers would prefix every key."""
+def save(step_in_epoch, loss_sum, last=True, best=False):
+    """ckpt.pt (last: everything resume needs) and/or best.pt (best: the weights alone): `epoch` full
+    epochs done, plus `step_in_epoch` steps of the next one. Saved from `model`: the compiled and
+    DDP wrappers would prefix every key."""
+    guard.check()  # never save a model a non-finite step has poisoned
     all_rng = training.all_rng_states(ddp)
     if not ddp.master:
         return
-    checkpoint = {"kind": "vit", "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                  "scaler": scaler.state_dict(), "model_config": dataclasses.asdict(model_config),
-                  "config": config, "epoch": epoch, "step_in_epoch": step_in_epoch, "loss_sum": loss_sum,
-                  "best_top1": best_top1, "rng": all_rng}
-    training.save_checkpoint(checkpoint, os.path.join(out_dir, "ckpt_last.pt"))
-    if best:
-        training.save_checkpoint(checkpoint, os.path.join(out_dir, "ckpt_best.pt"))
+    training.save_run_checkpoints({
+        "kind": "vit", "model": model.state_dict(), "optimizer": optim.state_dict(),
+        "scaler": scaler.state_dict(), "model_args": dataclasses.asdict(model_config), "config": config,
+        "epoch": epoch, "step_in_epoch": step_in_epoch, "loss_sum": loss_sum, "best_top1": best_top1,
+        "rng": all_rng}, out_dir, last, best)
 
 
 # -----------------------------------------------------------------------------
 # training loop: one pass over the training set per epoch, evaluation and checkpoints after each
 
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
-stop = training.StopRequest()
+stop = training.StopRequest(ddp)  # SIGTERM / Ctrl-C: save and stop at the next step boundary
 timer = training.Timer()  # seconds since the start, for the logs
 last_log_time = time.time()
 total_steps = epochs * steps_per_epoch
 warmup_steps = int(warmup_epochs * steps_per_epoch)
 images_per_step = batch_size * ddp.world_size
 last_epoch = min(epochs, stop_at_epoch) if stop_at_epoch > 0 else epochs
-if epoch >= last_epoch and ddp.master:
+
+
+def lr_at(step):
+    return training.learning_rate_at(step, learning_rate, warmup_steps, total_steps, min_lr)
+
+
+if epoch >= last_epoch and not eval_only and ddp.master:
     print(f"nothing to do: {epoch} epochs are done (epochs={epochs}, stop_at_epoch={stop_at_epoch})")
-model.train()
-while epoch < last_epoch:
+train_model.train()
+first_step, stopped = True, False
+while epoch < last_epoch and not (eval_only or stopped):
     train_sampler.set_epoch(epoch)
     train_data.epoch.fill_(epoch)
-    loss_sum = torch.full((), resumed_loss_sum, device=device)  # summed on the device: no GPU sync every step
+    loss_sum = torch.full((), resumed_loss_sum, device=ddp.device)  # summed on the device: no GPU sync every step
+    # (a run stopped after an epoch's last step resumes with nothing left of it: straight to its evaluation)
     for step_in_epoch, (images, labels) in enumerate(train_loader, start=start_step):
         step = epoch * steps_per_epoch + step_in_epoch
-        lr = training.learning_rate_at(step, learning_rate, warmup_steps, total_steps, min_lr)
-        for group in optimizer.param_groups:
+        lr = lr_at(step)
+        for group in optim.param_groups:
             group["lr"] = lr
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+        images = images.to(ddp.device, non_blocking=True)
+        labels = labels.to(ddp.device, non_blocking=True)
         if mix_batch is not None:
             images, labels = mix_batch(images, labels)  # labels: (B,) indices -> (B, n_classes) probabilities
-        with training.autocast(device, dtype):
-            _, loss = model(images, labels, label_smoothing=label_smoothing)
+        with training.autocast(ddp.device, precision):
+            _, loss = train_model(images, labels, label_smoothing=label_smoothing)
         scaler.scale(loss).backward()
-        if grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        training.optimizer_step(model, optim, scaler, grad_clip, guard, step, ddp.master)
         loss_sum += loss.detach()
 
-        if ddp.master and log_interval > 0 and (step + 1) % log_interval == 0:
+        if first_step and ddp.master:
+            print(f"first step done in {time.time() - last_log_time:.1f}s" + (" (compile included)" if compile_model else ""))
+            first_step = False
+        if log_interval > 0 and (step + 1) % log_interval == 0:
+            guard.check()
             loss_value = loss.item()  # waits for the GPU, so the time below is real
             dt, last_log_time = time.time() - last_log_time, time.time()
-            print(f"epoch {epoch} step {step + 1}/{total_steps}: loss {loss_value:.4f}, lr {lr:.2e}, "
-                  f"{log_interval * images_per_step / dt:,.0f} img/s")
-        if stop.agreed(ddp):
-            save_last(step_in_epoch + 1, loss_sum.item(), best=False)
+            if ddp.master:
+                print(f"epoch {epoch} step {step + 1}/{total_steps}: loss {loss_value:.4f}, lr {lr:.2e}, "
+                      f"{log_interval * images_per_step / dt:,.0f} img/s")
+        if stop.agreed():
+            save(step_in_epoch + 1, loss_sum.item())
             if ddp.master:
                 print(f"stopped in epoch {epoch} after step {step + 1}; continue with the same command "
                       f"and --init_from=resume")
-            training.cleanup_distributed(ddp)
-            sys.exit(0)
+            stopped = True
+            break
+    if stopped:
+        break
 
     start_step, resumed_loss_sum = 0, 0.0
     epoch += 1  # the epoch is done: what follows describes the model after `epoch` epochs
+    guard.check()
     if ddp.enabled:
         dist.all_reduce(loss_sum)
     train_loss = loss_sum.item() / (steps_per_epoch * ddp.world_size)
     val_loss, top1, top5 = evaluate()
-    is_best = top1 > best_top1
-    best_top1 = max(best_top1, top1)
+    is_best = top1 > best_top1 and math.isfinite(val_loss)
+    best_top1 = top1 if is_best else best_top1
     if ddp.master:
         print(f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
               f"top-1 {top1:.2%}, top-5 {top5:.2%} (best {best_top1:.2%}), {timer.elapsed():.0f}s")
         metrics.log({"epoch": epoch, "step": epoch * steps_per_epoch, "train_loss": train_loss,
-                     "val_loss": val_loss, "top1": top1, "top5": top5, "lr": lr,
+                     "val_loss": val_loss, "top1": top1, "top5": top5, "lr": lr_at(epoch * steps_per_epoch - 1),
                      "images_seen": epoch * steps_per_epoch * images_per_step,
                      "elapsed_s": round(timer.elapsed(), 3)})
-    save_last(0, 0.0, best=is_best)
+    if math.isfinite(val_loss):
+        save(0, 0.0, best=is_best)
+    elif ddp.master:
+        print(f"val loss is {val_loss}: not saving this model over the last good checkpoint")
     last_log_time = time.time()  # evaluation and checkpoints don't count in the next img/s
 
+# The DataLoader workers ignore SIGTERM, which is how Python ends its daemon processes at exit: drop
+# the loaders (and with them their iterators) first, which asks their workers to finish.
+del train_loader, test_loader
 training.cleanup_distributed(ddp)

@@ -55,6 +55,8 @@ def configure(defaults, argv):
                 fail(f"config key '{key}' must be True or False, got {value!r} (from {source})")
         elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        elif default == "auto" and isinstance(value, bool):
+            pass  # e.g. compile="auto" (on for CUDA) also takes an explicit True or False
         elif type(value) is not type(default):
             fail(f"config key '{key}' must be {type(default).__name__} like its default "
                  f"{default!r}, got {value!r} (from {source})")
@@ -81,7 +83,8 @@ def configure(defaults, argv):
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             value = text  # a bare word such as --device=cpu is a string
-        if isinstance(config.get(key), str) and not isinstance(value, str):
+        if isinstance(config.get(key), str) and not isinstance(value, str) and not (
+                config[key] == "auto" and isinstance(value, bool)):
             value = text  # --start=42 is the text "42" where a string is expected
         set_key(key, value, "command line")
     return config
@@ -100,14 +103,20 @@ def pick_device(device):
     return "cpu"
 
 
+def available_cores():
+    """CPU cores this process may run on (a container or `taskset` may allow fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @dataclass
 class Distributed:
     enabled: bool     # launched by torchrun with a process group
     rank: int         # global rank of this process
     local_rank: int   # rank on this node: picks the GPU
     world_size: int
-    device: str
+    device: str       # the device this process runs on: 'cpu', 'cuda:3', 'mps' (never 'auto')
     master: bool      # rank 0 logs, evaluates the log lines and writes checkpoints
+    cpu_group: object = None  # a gloo group over the same ranks, for small CPU-side agreements
 
 
 def setup_distributed(device):
@@ -123,7 +132,10 @@ def setup_distributed(device):
     backend = "nccl" if device.startswith("cuda") else "gloo"
     # a timeout, so a rank that died makes the others fail instead of hanging forever
     dist.init_process_group(backend, timeout=timedelta(minutes=10))
-    return Distributed(True, rank, local_rank, world_size, device, rank == 0)
+    # collectives on CPU tensors (the stop flag) go through gloo: under NCCL they would need a GPU
+    # tensor, and reading its result back would wait for all the GPU work queued before it
+    cpu_group = dist.new_group(backend="gloo") if backend == "nccl" else dist.group.WORLD
+    return Distributed(True, rank, local_rank, world_size, device, rank == 0, cpu_group)
 
 
 def cleanup_distributed(ddp):
@@ -145,17 +157,35 @@ def resolve_dtype(dtype, device):
     return dtype
 
 
+def resolve_compile(compile, device):
+    """'auto' compiles on CUDA only: there it pays back its minutes soon; on a CPU it takes minutes
+    and gains little (see the README). An explicit True or False is obeyed anywhere."""
+    if compile == "auto":
+        return device.startswith("cuda")
+    if not isinstance(compile, bool):
+        fail(f"compile must be True, False or auto, got {compile!r}")
+    return compile
+
+
 def autocast(device, dtype):
     """Mixed precision: matmuls in bf16/fp16, weights and optimizer state stay fp32."""
     if dtype == "float32":
         return nullcontext()
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
-    return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
+    return torch.autocast(device_type=device.split(":")[0], dtype=getattr(torch, dtype))  # cuda, cpu or mps
 
 
 def grad_scaler(device, dtype):
     """fp16 gradients underflow without loss scaling; bf16 and fp32 have fp32's range and need none."""
     return torch.amp.GradScaler("cuda", enabled=(dtype == "float16"))
+
+
+def load_scaler_state(scaler, state):
+    """A run saved in bf16 or fp32 has a disabled scaler, whose state is empty; resumed in fp16 (as
+    dtype=auto does on a GPU without bf16) it starts a fresh scaler, which finds its scale in a few steps."""
+    if scaler.is_enabled() and not state:
+        print("resuming in float16 from a run without loss scaling: starting a fresh grad scaler")
+        return
+    scaler.load_state_dict(state)
 
 
 # -----------------------------------------------------------------------------
@@ -205,6 +235,29 @@ def save_checkpoint(checkpoint, path):
         torch.save(checkpoint, f)
 
 
+# A run keeps two checkpoints in its out_dir, for two different jobs:
+#   ckpt.pt  the latest state: weights, optimizer, RNGs, position in the data. Resume reads it.
+#   best.pt  the weights with the best validation score so far, and the settings that made them,
+#            without the optimizer (what only resuming needs). sample.py and analysis/ read it.
+CHECKPOINT_FILES = {"last": "ckpt.pt", "best": "best.pt"}
+RESUME_ONLY_KEYS = ("optimizer", "scaler", "rng", "batch_rng")
+
+
+def checkpoint_path(out_dir, which):
+    if which not in CHECKPOINT_FILES:
+        fail(f"ckpt must be 'best' (best.pt) or 'last' (ckpt.pt), got {which!r}")
+    return os.path.join(out_dir, CHECKPOINT_FILES[which])
+
+
+def save_run_checkpoints(checkpoint, out_dir, last, best):
+    """Write ckpt.pt (if last) and best.pt (if best) from one full checkpoint dict."""
+    if last:
+        save_checkpoint(checkpoint, checkpoint_path(out_dir, "last"))
+    if best:
+        weights = {k: v for k, v in checkpoint.items() if k not in RESUME_ONLY_KEYS}
+        save_checkpoint(weights, checkpoint_path(out_dir, "best"))
+
+
 def load_checkpoint(path, model_name, hint="train first, or check --out_dir"):
     """A checkpoint of model_name ("GPT" or "ViT"). weights_only=True: a checkpoint is data, and
     loading one must never run code from it."""
@@ -218,6 +271,15 @@ def load_checkpoint(path, model_name, hint="train first, or check --out_dir"):
     if checkpoint.get("kind") != model_name.lower():
         fail(f"{path} is a {checkpoint.get('kind')!r} checkpoint, not a {model_name}'s")
     return checkpoint
+
+
+def load_trained(out_dir, which, model_name):
+    """The checkpoint that sampling and analysis read: best.pt (which='best') or ckpt.pt ('last')."""
+    path = checkpoint_path(out_dir, which)
+    hint = "train first, or check --out_dir"
+    if which == "best" and os.path.isfile(checkpoint_path(out_dir, "last")):
+        hint = "no evaluation has improved on the first one yet; --ckpt=last reads the latest, ckpt.pt"
+    return load_checkpoint(path, model_name, hint)
 
 
 def export_safetensors(model, path):
@@ -264,10 +326,17 @@ def set_rng_state(state):
 # preemption: SIGTERM/SIGINT ask for a clean stop at the next step boundary
 
 class StopRequest:
-    """Install with StopRequest(); check `.agreed(ddp)` at step boundaries: all ranks stop together."""
+    """
+    SIGTERM (a cluster's preemption notice) or Ctrl-C sets a flag; the training loop asks `.agreed()`
+    at step boundaries and stops there, with a checkpoint. Under DDP all ranks must stop at the same
+    step, so they compare flags, every `every` calls and over the CPU group: the check never waits
+    for the GPU, and costs one small CPU collective every few steps.
+    """
 
-    def __init__(self):
-        self.requested = False
+    def __init__(self, ddp, every=10):
+        self.ddp, self.every, self.calls = ddp, every, 0
+        self.requested = False  # this process got a signal
+        self.stopping = False   # the ranks agreed to stop: from then on every call says so
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
 
@@ -276,13 +345,73 @@ class StopRequest:
             raise KeyboardInterrupt  # a second Ctrl-C means now
         self.requested = True
 
-    def agreed(self, ddp):
-        """True on every rank if any rank was asked to stop (so no rank waits forever on the others)."""
-        if not ddp.enabled:
+    def agreed(self):
+        """True on every rank if any rank was asked to stop (so no rank waits forever on the others).
+        Every rank must call it equally often: the calls are counted to decide when to compare."""
+        if not self.ddp.enabled:
             return self.requested
-        flag = torch.tensor([float(self.requested)], device=ddp.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        self.calls += 1
+        if not self.stopping and self.calls % self.every == 0:
+            flag = torch.tensor([float(self.requested)])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.ddp.cpu_group)
+            self.stopping = bool(flag.item())
+        return self.stopping
+
+
+def ignore_stop_signals(worker_id):
+    """DataLoader worker_init_fn. A cluster sends SIGTERM to the whole process group; a worker that
+    died of it would crash the main process before it reached the step boundary where it saves.
+    The main process owns the stop, and shuts its workers down itself."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class NonFiniteGuard:
+    """
+    A NaN/inf gradient poisons every weight it touches. Each step hands its gradient norm to
+    `step_ok(grad_norm, step)`:
+    on_nonfinite='stop': the test stays on the device (reading it every step would stall a GPU
+    while it drains its queue); `check()`, called before every log line, evaluation and save, ends
+    the run naming the first bad step, so a poisoned model is never logged as fine nor saved.
+    on_nonfinite='skip': a step must be skipped before it is taken, so the norm is read every step
+    (a host sync on GPUs: the price of skipping instead of stopping).
+    """
+
+    def __init__(self, on_nonfinite, device, step_name, checkpoint):
+        if on_nonfinite not in ("stop", "skip"):
+            fail(f"on_nonfinite must be 'stop' or 'skip', got '{on_nonfinite}'")
+        self.skip = on_nonfinite == "skip"
+        self.step_name, self.checkpoint = step_name, checkpoint
+        self.first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
+
+    def step_ok(self, grad_norm, step):
+        """False if this step must be skipped; grad_norm is a 0-d tensor (clip_grad_norm_'s result)."""
+        finite = torch.isfinite(grad_norm)
+        if self.skip:
+            return bool(finite)
+        self.first_bad_step = torch.where(finite | (self.first_bad_step >= 0), self.first_bad_step, step)
+        return True
+
+    def check(self):
+        """End the run if a step so far had a non-finite gradient (reads one number from the device)."""
+        bad_step = int(self.first_bad_step)
+        if bad_step >= 0:
+            fail(f"non-finite loss/gradient at {self.step_name} {bad_step}; the last good checkpoint "
+                 f"{self.checkpoint} is untouched. Lower learning_rate, or --on_nonfinite=skip")
+
+
+def optimizer_step(model, optim, scaler, grad_clip, guard, step, master):
+    """The end of a training step: unscale the gradients (fp16), clip their norm (grad_clip=0: only
+    measure it, for the guard), step unless the guard skips this step, and zero the gradients."""
+    scaler.unscale_(optim)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    # fp16's GradScaler skips its own overflowing steps; otherwise the guard watches the gradient
+    if scaler.is_enabled() or guard.step_ok(grad_norm, step):
+        scaler.step(optim)
+    elif master:
+        print(f"{guard.step_name} {step}: non-finite gradient, step skipped")
+    scaler.update()
+    optim.zero_grad(set_to_none=True)
 
 
 # -----------------------------------------------------------------------------

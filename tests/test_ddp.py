@@ -14,6 +14,8 @@ import sys
 import pytest
 import torch
 
+from model_gpt import GPT, GPTConfig
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = "".join(f"Now is the winter of our discontent, number {i % 11}, made glorious summer\n" for i in range(150))
 WORKER = """
@@ -67,8 +69,8 @@ def launch(root, out_dir, nproc, *extra, wait=True):
 
 
 def test_two_ranks_equal_one_process_accumulating_the_same_global_batch(setup):
-    common = ["--max_iters=8", "--eval_interval=4", "--gradient_accumulation_steps=4"]
-    launch(setup, setup / "ddp", 2, *common)
+    common = ["--max_iters=8", "--eval_interval=4", "--gradient_accumulation_steps=4", "--peak_flops=1e9"]
+    output = launch(setup, setup / "ddp", 2, *common)
     launch(setup, setup / "single", 1, *common)
     rank0 = torch.load(setup / "ddp" / "params0.pt", weights_only=True)
     rank1 = torch.load(setup / "ddp" / "params1.pt", weights_only=True)
@@ -78,6 +80,12 @@ def test_two_ranks_equal_one_process_accumulating_the_same_global_batch(setup):
         torch.testing.assert_close(rank0[name], single[name], atol=1e-6, rtol=0, msg=name)
     saved = torch.load(setup / "ddp" / "ckpt.pt", weights_only=True)
     assert saved["iter_num"] == 8 and all(torch.equal(saved["model"][n], rank0[n]) for n in rank0)
+    # MFU is per device: each of the 2 processes did half the tokens the printed tokens/s counts
+    flops_per_token = GPT(GPTConfig(**saved["model_args"])).estimate_flops_per_token()
+    line = next(line for line in output.splitlines() if line.startswith("iter 8:"))
+    tokens_per_s = float(line.split(" ms/iter, ")[1].split(" tokens/s")[0].replace(",", ""))
+    mfu_percent = float(line.split("mfu ")[1].rstrip("%"))
+    assert mfu_percent == pytest.approx(100 * flops_per_token * tokens_per_s / 2 / 1e9, rel=0.02, abs=0.06)
 
 
 def test_sigterm_to_one_rank_stops_both_with_a_checkpoint_that_resumes(setup):
@@ -116,5 +124,5 @@ def test_vit_trains_and_evaluates_on_two_ranks(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "160 train / 32 test images; 5 steps per epoch of 16 x 2 images" in result.stdout
-    checkpoint = torch.load(tmp_path / "out" / "ckpt_last.pt", weights_only=True)
+    checkpoint = torch.load(tmp_path / "out" / "ckpt.pt", weights_only=True)
     assert checkpoint["epoch"] == 1 and len(checkpoint["rng"]) == 2  # both ranks' RNG states

@@ -153,6 +153,33 @@ def test_rope_scores_depend_only_on_relative_position():
     assert not torch.allclose(scores(0), q @ k.transpose(-2, -1), atol=1e-3)  # it does change them
 
 
+def test_sinusoidal_positions_start_at_the_scale_of_learned_ones():
+    # at GPT-2's shape the raw table's rows have norm sqrt(768 / 2) = 19.6 against 0.55 for a token
+    # embedding: scaled, a position row is as large as a token row, as learned positions are
+    torch.manual_seed(0)
+    config = dict(n_layer=1, n_head=12, n_embd=768, block_size=1024, vocab_size=512)
+    sinusoidal = GPT(GPTConfig(**config, pos_encoding="sinusoidal"))
+    learned = GPT(GPTConfig(**config, pos_encoding="learned"))
+    token_norm = sinusoidal.transformer.wte.weight.norm(dim=1).mean()
+    ratio = sinusoidal.sinusoidal_pe.norm(dim=1).mean() / token_norm
+    learned_ratio = learned.transformer.wpe.weight.norm(dim=1).mean() / learned.transformer.wte.weight.norm(dim=1).mean()
+    assert abs(ratio - 1) < 0.02 and abs(learned_ratio - 1) < 0.02
+    # still the paper's table, only scaled
+    torch.testing.assert_close(sinusoidal.sinusoidal_pe, sinusoidal_table(1024, 768) * 0.02 * math.sqrt(2))
+
+
+def test_gpt_and_vit_rmsnorm_behave_the_same_under_bf16():
+    from model_vit import RMSNorm as ViTRMSNorm
+    torch.manual_seed(0)
+    gpt_norm, vit_norm = RMSNorm(32, eps=1e-6), ViTRMSNorm(32, eps=1e-6)
+    with torch.no_grad():
+        gpt_norm.weight.normal_()
+        vit_norm.weight.copy_(gpt_norm.weight)
+    x = torch.randn(4, 32).bfloat16()
+    assert gpt_norm(x).dtype == vit_norm(x).dtype == torch.bfloat16
+    torch.testing.assert_close(gpt_norm(x), vit_norm(x), atol=0, rtol=0)
+
+
 def test_rmsnorm_is_the_formula_and_torchs():
     torch.manual_seed(0)
     norm = RMSNorm(32, eps=1e-6)

@@ -121,11 +121,57 @@ def test_top_k_one_is_greedy_and_generation_crops_to_the_context():
     assert torch.equal(out, model.generate(idx, 3, temperature=0))
 
 
+def test_flops_per_token_by_hand_count_the_token_matrix_once_tied_or_not():
+    # an embedding lookup is not a matmul: what multiplies each token is the output head (V x C) and
+    # the blocks' weights, whether or not the head shares its matrix with the input embedding
+    tied, untied = GPT(tiny_config(bias=True)), GPT(tiny_config(bias=True, tie_weights=False))
+    cfg = tied.config
+    C, V, T, L = cfg.n_embd, cfg.vocab_size, cfg.block_size, cfg.n_layer
+    per_block = 2 * 2 * C + (3 * C * C + 3 * C) + (C * C + C) + (4 * C * C + 4 * C) + (4 * C * C + C)
+    expected = 6 * (V * C + L * per_block + 2 * C) + 12 * L * C * T
+    assert tied.estimate_flops_per_token() == expected
+    assert untied.estimate_flops_per_token() == expected
+
+
 def test_mfu_uses_the_peak_you_pass():
     model = GPT(tiny_config())
     flops = model.estimate_flops_per_token() * 1000
     assert model.estimate_mfu(1000, 1.0, peak_flops=flops) == pytest.approx(1.0)
     assert model.estimate_mfu(1000, 1.0, peak_flops=0) == 0.0
+
+
+def test_generation_never_samples_the_padding_ids_of_a_padded_vocabulary():
+    torch.manual_seed(0)
+    model = GPT(tiny_config(vocab_size=64, tokenizer_vocab_size=50)).eval()
+    with torch.no_grad():  # make the 14 padding ids by far the likeliest: logit = sum(ln_f output) ~ 32
+        model.transformer.ln_f.bias.fill_(1.0)
+        model.lm_head.weight[50:] = 1.0
+    idx = torch.randint(0, 50, (4, 3))
+    assert model(idx)[0][0, -1].argmax() >= 50  # the raw logits would pick padding
+    for kwargs in (dict(temperature=1.0), dict(temperature=0), dict(temperature=1.0, top_k=5, top_p=0.9)):
+        out = model.generate(idx, 8, **kwargs)
+        assert out.max() < 50, kwargs
+
+
+def test_vocab_size_defaults_to_the_tokenizers_and_cannot_be_smaller():
+    assert tiny_config().tokenizer_vocab_size == 50
+    with pytest.raises(ValueError, match="tokenizer_vocab_size=70 must be in"):
+        tiny_config(tokenizer_vocab_size=70)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_without_targets_a_padded_sequence_gets_its_last_real_tokens_logits(side):
+    torch.manual_seed(0)
+    model = GPT(tiny_config()).eval()
+    a, b = torch.randint(0, 50, (1, 9)), torch.randint(0, 50, (1, 5))
+    pad = torch.full((1, 4), 7)
+    padded_b = torch.cat([b, pad], 1) if side == "right" else torch.cat([pad, b], 1)
+    mask_b = (torch.arange(9) < 5) if side == "right" else (torch.arange(9) >= 4)
+    mask = torch.stack([torch.ones(9, dtype=torch.bool), mask_b]).long()
+    logits, _ = model(torch.cat([a, padded_b]), attention_mask=mask)
+    assert logits.shape == (2, 1, 50)
+    torch.testing.assert_close(logits[0], model(a)[0][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits[1], model(b)[0][0], atol=1e-5, rtol=1e-5)
 
 
 def test_heads_must_divide_the_width():

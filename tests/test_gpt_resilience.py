@@ -115,6 +115,52 @@ def test_sigterm_saves_and_the_resumed_run_matches_a_straight_run(workdir):
         assert torch.equal(tensor, ckpt_b["model"][name]), name
 
 
+def test_best_pt_keeps_the_best_eval_and_a_stop_writes_only_ckpt_pt(workdir):
+    # always_save_checkpoint=False: best.pt at each eval that improves, ckpt.pt only when the run stops
+    out_dir = workdir / "best"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, *train_args(workdir, "--eval_interval=5", "--max_iters=300",
+                                                           "--always_save_checkpoint=False", f"--out_dir={out_dir}")],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        if line.startswith("iter 23:"):
+            process.send_signal(signal.SIGTERM)
+            break
+    output = process.stdout.read()
+    assert process.wait(timeout=60) == 0, output
+    with open(out_dir / "log.jsonl") as f:
+        best_record = min((json.loads(line) for line in f if json.loads(line)["iter"] > 0), key=lambda r: r["val_loss"])
+    best = torch.load(out_dir / "best.pt", weights_only=True)
+    last = torch.load(out_dir / "ckpt.pt", weights_only=True)
+    assert best["iter_num"] == best_record["iter"] <= 20 < 23 <= last["iter_num"]
+    assert best["best_val_loss"] == best_record["val_loss"]
+    assert "optimizer" not in best and "optimizer" in last  # best.pt: weights, not a second optimizer
+    # sample.py reads best.pt unless told otherwise
+    sample = ["sample.py", f"--out_dir={out_dir}", "--device=cpu", "--max_new_tokens=3", "--num_samples=1"]
+    assert f"best.pt (iter {best['iter_num']}," in run(*sample).stderr
+    assert f"ckpt.pt (iter {last['iter_num']}," in run(*sample, "--ckpt=last").stderr
+
+
+def test_training_pads_the_vocabulary_to_a_multiple_of_64(trained):
+    with open(trained / "data" / "tiny" / "meta.json") as f:
+        vocab_size = json.load(f)["vocab_size"]
+    model_args = torch.load(trained / "out" / "ckpt.pt", weights_only=True)["model_args"]
+    assert vocab_size < 64 and model_args["vocab_size"] == 64 and model_args["tokenizer_vocab_size"] == vocab_size
+
+
+def test_sample_compile_generates_through_the_compiled_model(workdir):
+    # the eager backend: dynamo captures the graphs without inductor's minutes of code generation
+    wrapper = ("import functools, runpy, sys, torch, torch._dynamo\n"
+               "torch.compile = functools.partial(torch.compile, backend='eager')\n"
+               "sys.argv = ['sample.py', *sys.argv[1:]]\n"
+               "runpy.run_path('sample.py', run_name='__main__')\n"
+               "print('graphs:', torch._dynamo.utils.counters['stats']['unique_graphs'], file=sys.stderr)\n")
+    args = [f"--out_dir={workdir / 'out'}", "--device=cpu", "--max_new_tokens=8", "--num_samples=1", "--temperature=0"]
+    compiled = run("-c", wrapper, *args, "--compile=True")
+    assert int(compiled.stderr.split("graphs:")[1]) > 0
+    assert compiled.stdout == run("sample.py", *args).stdout
+
+
 def test_init_from_auto_starts_from_scratch_without_a_checkpoint(workdir):
     result = run(*train_args(workdir, "--init_from=auto", "--max_iters=2", f"--out_dir={workdir / 'fresh'}"))
     assert "step 0:" in result.stdout
@@ -163,7 +209,8 @@ def test_a_malicious_pickle_is_refused_not_executed(workdir):
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    torch.save({"model": Exploit()}, workdir / "out" / "ckpt.pt")
+    for name in ("ckpt.pt", "best.pt"):  # what train_gpt.py resumes from, and what sample.py reads
+        torch.save({"model": Exploit()}, workdir / "out" / name)
     for result in (run("sample.py", f"--out_dir={workdir / 'out'}", check=False),
                    run(*train_args(workdir, "--init_from=resume"), check=False)):
         assert "is not a loadable checkpoint (refused or damaged" in last_error_line(result)
@@ -214,8 +261,9 @@ def shrink_vocab_in_meta(workdir):
 
 
 def checkpoint_of_another_kind(workdir):
-    path = workdir / "out" / "ckpt.pt"
-    torch.save({**torch.load(path, weights_only=True), "kind": "vit"}, path)
+    for name in ("ckpt.pt", "best.pt"):
+        path = workdir / "out" / name
+        torch.save({**torch.load(path, weights_only=True), "kind": "vit"}, path)
 
 
 def remove_val_bin(workdir):
@@ -236,7 +284,7 @@ BAD_INPUT = {
     "checkpoint of another model": (checkpoint_of_another_kind, ["sample.py"], [],
                                     "is a 'vit' checkpoint, not a GPT's"),
     "no checkpoint": (None, ["sample.py"], ["--out_dir=nowhere"],
-                      "no checkpoint at nowhere/ckpt.pt; train first"),
+                      "no checkpoint at nowhere/best.pt; train first"),
     "zero samples": (None, ["sample.py"], ["--num_samples=0"], "num_samples must be at least 1, got 0"),
     "negative temperature": (None, ["sample.py"], ["--temperature=-0.5"], "temperature must be >= 0"),
     "mistyped key": (None, ["train_gpt.py"], ["--max_iter=5"], "did you mean max_iters"),

@@ -1,8 +1,13 @@
 """training.py: config overrides, the LR schedule, checkpoints and tokenizers."""
 
+import ast
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -112,3 +117,153 @@ def test_offline_gpt2_tokenizer_matches_gpt2(monkeypatch):
     assert encode("Hello world") == [15496, 995]
     assert encode("<|endoftext|>") == [50256]
     assert decode([15496, 995]) == "Hello world"
+
+
+def test_an_auto_setting_also_takes_true_or_false():
+    config = training.configure({"compile": "auto"}, ["--compile=True"])
+    assert config["compile"] is True
+    assert training.configure({"compile": "auto"}, [])["compile"] == "auto"
+    assert training.resolve_compile("auto", "cuda:0") and not training.resolve_compile("auto", "cpu")
+    assert training.resolve_compile(True, "cpu")  # an explicit True compiles on a CPU too
+
+
+# -----------------------------------------------------------------------------
+# devices and precision
+
+def test_autocast_targets_the_devices_own_type():
+    # MPS autocast is its own device type: mapping it to a CPU autocast would run MPS in fp32
+    for device, device_type in (("mps", "mps"), ("cuda:1", "cuda"), ("cpu", "cpu")):
+        with warnings.catch_warnings():  # "CUDA/MPS is not available": this machine has neither
+            warnings.simplefilter("ignore")
+            context = training.autocast(device, "bfloat16")
+        assert context.device == device_type and context.fast_dtype == torch.bfloat16
+    assert not isinstance(training.autocast("mps", "float32"), torch.autocast)
+
+
+def test_resuming_in_float16_from_a_run_without_loss_scaling_starts_a_fresh_scaler(capsys):
+    bf16_run = torch.amp.GradScaler("cpu", enabled=False).state_dict()  # what a bf16/fp32 checkpoint holds
+    assert bf16_run == {}
+    scaler = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
+    with pytest.raises(RuntimeError):  # torch's own refusal, which resume used to die of
+        scaler.load_state_dict(bf16_run)
+    training.load_scaler_state(scaler, bf16_run)
+    assert "starting a fresh grad scaler" in capsys.readouterr().out
+    assert scaler.get_scale() == 1024.0
+    fp16_run = torch.amp.GradScaler("cpu", enabled=True, init_scale=8.0).state_dict()
+    training.load_scaler_state(scaler, fp16_run)  # an fp16 run's scale carries over
+    assert scaler.get_scale() == 8.0
+
+
+# -----------------------------------------------------------------------------
+# no host syncs in the training step
+
+def count_host_reads(fn):
+    """How many times fn reads a tensor's value back to Python (.item(), bool(), int(): on a GPU
+    each of those waits for all queued work)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        reads = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._local_scalar_dense.default:
+                Count.reads += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.reads
+
+
+def test_the_non_finite_guard_reads_nothing_back_until_checked():
+    guard = training.NonFiniteGuard("stop", "cpu", "iter", "out/ckpt.pt")
+    norms = [torch.tensor(1.0), torch.tensor(float("nan")), torch.tensor(2.0), torch.tensor(float("inf"))]
+    assert count_host_reads(lambda: [guard.step_ok(norm, step) for step, norm in enumerate(norms)]) == 0
+    with pytest.raises(SystemExit, match="non-finite loss/gradient at iter 1; the last good checkpoint out/ckpt.pt"):
+        guard.check()
+    skipping = training.NonFiniteGuard("skip", "cpu", "iter", "out/ckpt.pt")
+    assert [skipping.step_ok(norm, step) for step, norm in enumerate(norms)] == [True, False, True, False]
+    skipping.check()  # skipped steps never reached the weights: nothing to stop for
+
+
+def test_ranks_compare_stop_flags_every_few_calls_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # keep pytest's own handlers
+    reduced = []
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda flag, op, group: reduced.append(flag.device.type))
+    ddp = training.Distributed(True, 0, 0, 2, "cuda:0", True, cpu_group="gloo group")
+    stop = training.StopRequest(ddp, every=10)
+    assert [stop.agreed() for _ in range(25)] == [False] * 25
+    assert reduced == ["cpu", "cpu"]
+    stop.requested = True
+    assert [stop.agreed() for _ in range(5)] == [False] * 4 + [True]
+    assert [stop.agreed() for _ in range(3)] == [True] * 3 and len(reduced) == 3  # agreed once, for good
+
+
+def test_dataloader_workers_ignore_stop_signals():
+    # each worker sends itself SIGTERM, as a cluster's signal to the whole process group would
+    script = ("import os, signal, sys, time, torch; sys.path.insert(0, os.getcwd()); import training\n"
+              "class Data(torch.utils.data.Dataset):\n"
+              "    def __len__(self): return 4\n"
+              "    def __getitem__(self, i): os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.1); return i\n"
+              "loader = torch.utils.data.DataLoader(Data(), num_workers=1, worker_init_fn=training.ignore_stop_signals)\n"
+              "print(sorted(int(x) for x in loader))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[0, 1, 2, 3]"
+
+
+# -----------------------------------------------------------------------------
+# the scripts' names: one name, one meaning
+
+def top_level_assignments(tree):
+    """{name: [line, ...]} of every module-level assignment, in order (inside if/for/while/with/try
+    blocks too, not inside functions or classes)."""
+    names = {}
+
+    def visit(statements):
+        for node in statements:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                continue
+            targets = {ast.Assign: lambda n: n.targets, ast.AugAssign: lambda n: [n.target],
+                       ast.AnnAssign: lambda n: [n.target], ast.For: lambda n: [n.target],
+                       ast.With: lambda n: [item.optional_vars for item in n.items if item.optional_vars]}
+            for target in targets.get(type(node), lambda n: [])(node):
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        names.setdefault(name.id, []).append(node.lineno)
+            for field in ("body", "orelse", "finalbody"):
+                visit(getattr(node, field, []))
+            for handler in getattr(node, "handlers", []):
+                visit(handler.body)
+
+    visit(tree.body)
+    return names
+
+
+@pytest.mark.parametrize("script", ["train_gpt.py", "train_vit.py", "sample.py"])
+def test_settings_are_never_overwritten_and_functions_only_read_names_defined_above_them(script):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, script)) as f:
+        tree = ast.parse(f.read())
+    assigned = top_level_assignments(tree)
+    configure_line = assigned["config"][0]
+    settings = [name for name, lines in assigned.items() if lines[0] < configure_line and name != "config"]
+    for name in settings:
+        assert len(assigned[name]) == 1, f"{script}: the setting {name} is reassigned on lines {assigned[name][1:]}"
+    for function in (node for node in tree.body if isinstance(node, ast.FunctionDef)):
+        local = {node.id for node in ast.walk(function) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+        local |= {arg.arg for arg in ast.walk(function.args) if isinstance(arg, ast.arg)}
+        for node in ast.walk(function):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in assigned.keys() - local:
+                assert assigned[node.id][0] < function.lineno, \
+                    f"{script}: {function.name}() reads {node.id}, first assigned below it (line {assigned[node.id][0]})"
+
+
+def test_both_training_scripts_use_the_same_names_for_the_same_things():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shared = {"ddp", "init_mode", "ckpt_path", "precision", "compile_model", "model", "fast_model", "train_model",
+              "optim", "scaler", "guard", "stop", "timer", "metrics"}
+    for script in ("train_gpt.py", "train_vit.py"):
+        with open(os.path.join(root, script)) as f:
+            assert shared <= top_level_assignments(ast.parse(f.read())).keys(), script

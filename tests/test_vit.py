@@ -12,6 +12,7 @@ these files are not the real ones, so the scripts run with --verify_md5=False.
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,11 +155,14 @@ def first_epoch(random_cifar, tmp_path_factory):
 
 def test_one_epoch_writes_both_checkpoints_without_wrapper_prefixes(first_epoch):
     out_dir, _ = first_epoch
-    for name in ("ckpt_last.pt", "ckpt_best.pt"):
+    for name in ("ckpt.pt", "best.pt"):
         checkpoint = torch.load(os.path.join(out_dir, name), weights_only=True)
         assert checkpoint["kind"] == "vit" and checkpoint["epoch"] == 1
-        model = ViT(ViTConfig(**checkpoint["model_config"]))
+        model = ViT(ViTConfig(**checkpoint["model_args"]))
         model.load_state_dict(checkpoint["model"])  # strict: fails on _orig_mod. / module. prefixes
+    # best.pt is for evaluation: the weights, not a second copy of the optimizer
+    assert "optimizer" in torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
+    assert "optimizer" not in torch.load(os.path.join(out_dir, "best.pt"), weights_only=True)
     assert [record["epoch"] for record in read_log(out_dir)] == [1]
 
 
@@ -170,42 +174,126 @@ def test_resume_trains_bit_identically_to_a_straight_run(first_epoch, tmp_path):
     # resume with a DataLoader worker this time: augmentation is seeded per image, not per process
     code, out, err = train_vit(*args, f"--out_dir={stopped_dir}", "--init_from=resume", "--num_workers=1")
     assert code == 0, err
-    straight, resumed = read_log(straight_dir), read_log(stopped_dir)
-    assert [r["epoch"] for r in resumed] == [1, 2]  # continued at epoch 2, didn't redo epoch 1
-    for key in ("train_loss", "val_loss", "top1", "top5", "lr", "step"):
-        assert [r[key] for r in straight] == [r[key] for r in resumed], key
-    straight_weights = torch.load(os.path.join(straight_dir, "ckpt_last.pt"), weights_only=True)["model"]
-    resumed_weights = torch.load(os.path.join(stopped_dir, "ckpt_last.pt"), weights_only=True)["model"]
+    assert [r["epoch"] for r in read_log(stopped_dir)] == [1, 2]  # continued at epoch 2, didn't redo epoch 1
+    assert_same_run(straight_dir, stopped_dir)
+
+
+@pytest.mark.parametrize("on_nonfinite", ["stop", "skip"])
+def test_a_diverging_run_never_saves_over_the_last_good_checkpoint(first_epoch, tmp_path, on_nonfinite):
+    stopped_dir, args = first_epoch
+    out_dir = shutil.copytree(stopped_dir, tmp_path / "out")
+    before = {name: (out_dir / name).read_bytes() for name in ("ckpt.pt", "best.pt")}
+    code, out, err = train_vit(*args, f"--out_dir={out_dir}", "--init_from=resume", "--learning_rate=1e30",
+                               f"--on_nonfinite={on_nonfinite}", "--log_interval=1", "--epochs=4")
+    if on_nonfinite == "stop":
+        assert_one_line_error(code, err, "non-finite loss/gradient at step ")
+        assert f"the last good checkpoint {out_dir / 'ckpt.pt'} is untouched" in err
+    else:
+        assert code == 0, err
+        assert "non-finite gradient, step skipped" in out
+    assert {name: (out_dir / name).read_bytes() for name in before} == before
+
+
+def test_evaluation_creates_no_float64_tensor(first_epoch):
+    # MPS has no float64: a float64 tensor anywhere in evaluation crashes a Mac's first eval
+    out_dir, args = first_epoch
+    wrapper = ("import runpy, sys, torch\n"
+               "from torch.utils._python_dispatch import TorchDispatchMode\n"
+               "class NoFloat64(TorchDispatchMode):\n"
+               "    def __torch_dispatch__(self, func, types, args=(), kwargs=None):\n"
+               "        out = func(*args, **(kwargs or {}))\n"
+               "        if any(isinstance(t, torch.Tensor) and t.dtype == torch.float64\n"
+               "               for t in torch.utils._pytree.tree_leaves(out)):\n"
+               "            raise SystemExit(f'float64 from {func}')\n"
+               "        return out\n"
+               "sys.argv = ['train_vit.py', *sys.argv[1:]]\n"
+               "with NoFloat64():\n"
+               "    runpy.run_path('train_vit.py', run_name='__main__')\n")
+    env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", wrapper, *args, f"--out_dir={out_dir}", "--init_from=resume",
+                             "--eval_only=True"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert ": val loss" in result.stdout
+
+
+def test_by_default_a_cpu_run_does_not_compile_and_starts_a_worker_per_core(first_epoch):
+    out_dir, args = first_epoch
+    defaults = [arg for arg in args if not arg.startswith(("--compile", "--num_workers"))]
+    code, out, err = train_vit(*defaults, f"--out_dir={out_dir}", "--init_from=resume", "--eval_only=True")
+    assert code == 0, err
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert f"compile False, {min(8, cores)} data workers" in out
+
+
+@pytest.fixture(scope="module")
+def straight_two_epochs(first_epoch, tmp_path_factory):
+    """Two epochs, with MixUp and DropPath so the per-step RNG matters, never stopped: the reference
+    that stopped-and-resumed runs must match exactly."""
+    _, args = first_epoch
+    args = [*args, "--mixup=0.8", "--drop_path=0.1", "--log_interval=1"]
+    out_dir = str(tmp_path_factory.mktemp("vit-straight"))
+    code, _, err = train_vit(*args, f"--out_dir={out_dir}")
+    assert code == 0, err
+    return out_dir, args
+
+
+def assert_same_run(straight_dir, resumed_dir):
+    for key in ("epoch", "train_loss", "val_loss", "top1", "lr", "step"):
+        assert [r[key] for r in read_log(straight_dir)] == [r[key] for r in read_log(resumed_dir)], key
+    straight_weights = torch.load(os.path.join(straight_dir, "ckpt.pt"), weights_only=True)["model"]
+    resumed_weights = torch.load(os.path.join(resumed_dir, "ckpt.pt"), weights_only=True)["model"]
     assert all(torch.equal(straight_weights[k], resumed_weights[k]) for k in straight_weights)
 
 
-def test_sigterm_mid_epoch_saves_and_the_resumed_run_matches_a_straight_run(first_epoch, tmp_path):
-    _, args = first_epoch
-    args = [*args, "--mixup=0.8", "--drop_path=0.1", "--log_interval=1"]  # the per-step RNG matters too
-    straight_dir, preempted_dir = str(tmp_path / "straight"), str(tmp_path / "preempted")
-    code, _, err = train_vit(*args, f"--out_dir={straight_dir}")
-    assert code == 0, err
-
+def preempt(args, out_dir, at_line, whole_group=False):
+    """Start train_vit.py, send SIGTERM when it prints a line starting with at_line (to the whole
+    process group, DataLoader workers included, as SLURM and Kubernetes do), return its output."""
     env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    process = subprocess.Popen([sys.executable, "train_vit.py", *args, f"--out_dir={preempted_dir}"], cwd=REPO,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([sys.executable, "train_vit.py", *args, f"--out_dir={out_dir}"], cwd=REPO,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=whole_group)
     for line in process.stdout:
-        if line.startswith("epoch 0 step 4/"):  # in the middle of the first epoch
-            process.send_signal(signal.SIGTERM)
+        if line.startswith(at_line):
+            if whole_group:
+                os.killpg(process.pid, signal.SIGTERM)
+            else:
+                process.send_signal(signal.SIGTERM)
             break
     output = process.stdout.read()
     assert process.wait(timeout=120) == 0, output
     assert "continue with the same command and --init_from=resume" in output
-    stopped = torch.load(os.path.join(preempted_dir, "ckpt_last.pt"), weights_only=True)
+    return output
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_sigterm_mid_epoch_saves_and_the_resumed_run_matches_a_straight_run(straight_two_epochs, tmp_path, workers):
+    straight_dir, args = straight_two_epochs
+    args = [*args, f"--num_workers={workers}"]
+    preempted_dir = str(tmp_path / "preempted")
+    # with workers, the whole process group gets the signal: the workers must not die of it
+    preempt(args, preempted_dir, "epoch 0 step 4/", whole_group=workers > 0)
+    stopped = torch.load(os.path.join(preempted_dir, "ckpt.pt"), weights_only=True)
     assert stopped["epoch"] == 0 and 4 <= stopped["step_in_epoch"] < 10
 
     code, _, err = train_vit(*args, f"--out_dir={preempted_dir}", "--init_from=resume")
     assert code == 0, err
-    for key in ("epoch", "train_loss", "val_loss", "top1", "lr", "step"):
-        assert [r[key] for r in read_log(straight_dir)] == [r[key] for r in read_log(preempted_dir)], key
-    straight_weights = torch.load(os.path.join(straight_dir, "ckpt_last.pt"), weights_only=True)["model"]
-    resumed_weights = torch.load(os.path.join(preempted_dir, "ckpt_last.pt"), weights_only=True)["model"]
-    assert all(torch.equal(straight_weights[k], resumed_weights[k]) for k in straight_weights)
+    assert_same_run(straight_dir, preempted_dir)
+
+
+def test_a_run_stopped_after_an_epochs_last_step_resumes(random_cifar, tmp_path):
+    # one step per epoch (320 images, batch 320): a stop always lands on an epoch's last step,
+    # where the resumed epoch has no step left to run, only its evaluation
+    args = [f"--data_dir={random_cifar}", "--download=False", "--verify_md5=False", "--batch_size=320",
+            "--epochs=3", *TINY_MODEL, "--log_interval=1"]
+    straight_dir, stopped_dir = str(tmp_path / "straight"), str(tmp_path / "stopped")
+    code, _, err = train_vit(*args, f"--out_dir={straight_dir}")
+    assert code == 0, err
+    preempt(args, stopped_dir, "epoch 0 step 1/")
+    stopped = torch.load(os.path.join(stopped_dir, "ckpt.pt"), weights_only=True)
+    assert stopped["step_in_epoch"] == 1  # = steps per epoch
+    code, _, err = train_vit(*args, f"--out_dir={stopped_dir}", "--init_from=resume")
+    assert code == 0, err
+    assert_same_run(straight_dir, stopped_dir)
 
 
 def test_pipeline_learns_the_dominant_colour(tmp_path):
