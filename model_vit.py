@@ -35,6 +35,7 @@ class ViTConfig:
     pool: str = "cls"          # "cls": classify from a learned CLS token; "mean": average all patch tokens
     norm: str = "layernorm"    # "layernorm" or "rmsnorm"
     bias: bool = True          # biases in Linear layers and LayerNorm
+    flash: bool = True         # F.scaled_dot_product_attention where it is fast; False = the explicit math
 
     def __post_init__(self):
         if self.img_size % self.patch_size != 0:
@@ -119,10 +120,11 @@ class SelfAttention(nn.Module):
         # query, key and value projections for all heads in one matmul
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.attn_dropout)  # on the attention probabilities
         self.resid_dropout = nn.Dropout(config.dropout)
         self.n_head = config.n_head
         self.n_embd = config.n_embd
-        self.attn_dropout = config.attn_dropout
+        self.flash = config.flash
 
     def forward(self, x):
         B, N, C = x.size()  # batch, tokens (patches, + CLS), channels (n_embd)
@@ -131,16 +133,16 @@ class SelfAttention(nn.Module):
         k = k.view(B, N, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, N, hs)
         v = v.view(B, N, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, N, hs)
         # softmax(q k^T / sqrt(hs)) v with no mask: an image has no "future" to hide
-        if not (x.device.type == "cpu" and q.dtype == torch.bfloat16):
+        if self.flash and not (x.device.type == "cpu" and q.dtype == torch.bfloat16):
             # a fused kernel (flash / memory-efficient) that never materializes the (N, N) scores
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_dropout.p if self.training else 0.0)
         else:
-            # the same computation written out, for bf16 on CPU: SDPA's CPU flash kernel is slow in
-            # bf16 (its backward most of all), while with ~65 tokens the (N, N) scores are small and
-            # two bf16 batched matmuls are several times faster (measured in bench/bench_vit.py)
+            # the same computation written out. Also the fast path for bf16 on CPU: SDPA's CPU flash
+            # kernel is slow in bf16 (its backward most of all), while with ~65 tokens the (N, N)
+            # scores are small and two bf16 batched matmuls are several times faster (bench/bench_vit.py)
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, N, N)
             att = F.softmax(att.float(), dim=-1).type_as(v)  # softmax in fp32 even under bf16 autocast
-            att = F.dropout(att, p=self.attn_dropout, training=self.training)
+            att = self.attn_dropout(att)
             y = att @ v                                                       # (B, nh, N, hs)
         y = y.transpose(1, 2).contiguous().view(B, N, C)  # (B, N, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))

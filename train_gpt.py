@@ -302,6 +302,8 @@ if ddp.master:
     os.makedirs(out_dir, exist_ok=True)
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 step_seconds = 0.0  # time in training steps since the last log line (evals excluded)
+flops_per_token = model.estimate_flops_per_token()
+eval_window = [0.0, 0]  # training seconds and tokens since the last evaluation, for its throughput
 while True:
     lr = training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters, min_lr) if decay_lr else learning_rate
     for group in optim.param_groups:
@@ -315,8 +317,12 @@ while True:
         last_eval_iter = iter_num
         if ddp.master:
             print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+        seconds, tokens = eval_window
         metrics.log({"iter": iter_num, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
-                     "tokens_seen": tokens_seen, "elapsed_s": round(elapsed_before + timer.elapsed(), 3)})
+                     "tokens_seen": tokens_seen, "flops": tokens_seen * flops_per_token,
+                     "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+                     "elapsed_s": round(elapsed_before + timer.elapsed(), 3)})
+        eval_window = [0.0, 0]
         improved = losses["val"] < best_val_loss
         best_val_loss = min(best_val_loss, losses["val"])
         if not math.isfinite(losses["val"]):
@@ -357,6 +363,7 @@ while True:
         guard.check()
         loss_value = loss.item() * micro_steps  # waits for the device: the time below is real
     step_seconds += time.time() - step_start
+    eval_window = [eval_window[0] + time.time() - step_start, eval_window[1] + tokens_per_iter]
     if iter_num % log_interval == 0 and ddp.master:
         dt, step_seconds = step_seconds / log_interval, 0.0
         # per device: peak_flops is one device's peak, and each process does 1/world_size of the tokens

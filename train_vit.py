@@ -234,6 +234,7 @@ mix_batch = v2.RandomChoice(batch_mixes) if batch_mixes else None
 # model, optimizer, and the state of a resumed run
 
 epoch, best_top1 = 0, 0.0
+elapsed_before = 0.0  # training seconds of the run(s) this one resumes
 start_step, resumed_loss_sum = 0, 0.0  # where in the first epoch to start, and its train loss so far
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "ViT", "train first with --init_from=scratch, or check --out_dir")
@@ -257,7 +258,7 @@ if init_mode == "resume":
     model.load_state_dict(checkpoint["model"])
     optim.load_state_dict(checkpoint["optimizer"])
     training.load_scaler_state(scaler, checkpoint["scaler"])
-    epoch, best_top1 = checkpoint["epoch"], checkpoint["best_top1"]
+    epoch, best_top1, elapsed_before = checkpoint["epoch"], checkpoint["best_top1"], checkpoint["elapsed_s"]
     # a run stopped mid-epoch continues at the step after the last one it trained
     start_step, resumed_loss_sum = checkpoint["step_in_epoch"], checkpoint["loss_sum"]
     train_sampler.skip = start_step * batch_size
@@ -274,6 +275,8 @@ if ddp.master:
           f"device {ddp.device}, dtype {precision}, compile {compile_model}, {num_workers} data workers")
     if compile_model:
         print("torch.compile: the first step compiles the model (minutes on a CPU; --compile=False skips it)")
+stop = training.StopRequest(ddp)  # SIGTERM / Ctrl-C: save and stop at the next step boundary
+timer = training.Timer()  # seconds since the start, for the logs
 
 
 @torch.no_grad()
@@ -317,15 +320,13 @@ def save(step_in_epoch, loss_sum, last=True, best=False):
         "kind": "vit", "model": model.state_dict(), "optimizer": optim.state_dict(),
         "scaler": scaler.state_dict(), "model_args": dataclasses.asdict(model_config), "config": config,
         "epoch": epoch, "step_in_epoch": step_in_epoch, "loss_sum": loss_sum, "best_top1": best_top1,
-        "rng": all_rng}, out_dir, last, best)
+        "elapsed_s": elapsed_before + timer.elapsed(), "rng": all_rng}, out_dir, last, best)
 
 
 # -----------------------------------------------------------------------------
 # training loop: one pass over the training set per epoch, evaluation and checkpoints after each
 
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
-stop = training.StopRequest(ddp)  # SIGTERM / Ctrl-C: save and stop at the next step boundary
-timer = training.Timer()  # seconds since the start, for the logs
 last_log_time = time.time()
 total_steps = epochs * steps_per_epoch
 warmup_steps = int(warmup_epochs * steps_per_epoch)
@@ -345,6 +346,7 @@ while epoch < last_epoch and not (eval_only or stopped):
     train_sampler.set_epoch(epoch)
     train_data.epoch.fill_(epoch)
     loss_sum = torch.full((), resumed_loss_sum, device=ddp.device)  # summed on the device: no GPU sync every step
+    epoch_start, epoch_first_step = time.time(), start_step  # for the epoch's training throughput
     # (a run stopped after an epoch's last step resumes with nothing left of it: straight to its evaluation)
     for step_in_epoch, (images, labels) in enumerate(train_loader, start=start_step):
         step = epoch * steps_per_epoch + step_in_epoch
@@ -386,17 +388,19 @@ while epoch < last_epoch and not (eval_only or stopped):
     guard.check()
     if ddp.enabled:
         dist.all_reduce(loss_sum)
-    train_loss = loss_sum.item() / (steps_per_epoch * ddp.world_size)
+    train_loss = loss_sum.item() / (steps_per_epoch * ddp.world_size)  # .item() waits for the device
+    images_per_s = (steps_per_epoch - epoch_first_step) * images_per_step / (time.time() - epoch_start)
     val_loss, top1, top5 = evaluate()
     is_best = top1 > best_top1 and math.isfinite(val_loss)
     best_top1 = top1 if is_best else best_top1
     if ddp.master:
         print(f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-              f"top-1 {top1:.2%}, top-5 {top5:.2%} (best {best_top1:.2%}), {timer.elapsed():.0f}s")
+              f"top-1 {top1:.2%}, top-5 {top5:.2%} (best {best_top1:.2%}), {elapsed_before + timer.elapsed():.0f}s")
         metrics.log({"epoch": epoch, "step": epoch * steps_per_epoch, "train_loss": train_loss,
                      "val_loss": val_loss, "top1": top1, "top5": top5, "lr": lr_at(epoch * steps_per_epoch - 1),
                      "images_seen": epoch * steps_per_epoch * images_per_step,
-                     "elapsed_s": round(timer.elapsed(), 3)})
+                     "flops": epoch * steps_per_epoch * images_per_step * model.estimate_flops_per_image(),
+                     "images_per_s": round(images_per_s, 1), "elapsed_s": round(elapsed_before + timer.elapsed(), 3)})
     if math.isfinite(val_loss):
         save(0, 0.0, best=is_best)
     elif ddp.master:
