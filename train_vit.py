@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from torchvision import datasets, transforms
+from torchvision import transforms
 from torchvision.transforms import v2
 
 import training
@@ -89,7 +89,7 @@ config = training.configure({k: v for k, v in globals().items()
 globals().update(config)
 # -----------------------------------------------------------------------------
 
-if dataset not in ("cifar10", "cifar100"):
+if dataset not in training.CIFAR:
     training.fail(f"dataset must be cifar10 or cifar100, got '{dataset}'")
 if autoaugment not in ("trivialaugment", "randaugment", "none"):
     training.fail(f"autoaugment must be trivialaugment, randaugment or none, got '{autoaugment}'")
@@ -114,37 +114,6 @@ if ddp.master:
 
 # -----------------------------------------------------------------------------
 # data: torchvision's CIFAR loaders, augmentation seeded per image so resume is exact
-
-CIFAR = {  # torchvision class, folder it reads, per-channel mean and std of the training images
-    "cifar10": (datasets.CIFAR10, "CIFAR-10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": (datasets.CIFAR100, "CIFAR-100", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-}
-cifar_class, cifar_name, cifar_mean, cifar_std = CIFAR[dataset]
-if not verify_md5:
-    # The same torchvision class, reading the files the same way, but with no md5 sums to check
-    # against: torchvision's check_integrity then only checks that each file exists. For a copy
-    # you wrote yourself (the tests' small CIFAR-format files); real downloads keep the check.
-    cifar_class = type(cifar_class.__name__ + "Unverified", (cifar_class,), {
-        "train_list": [[name, None] for name, _ in cifar_class.train_list],
-        "test_list": [[name, None] for name, _ in cifar_class.test_list],
-        "meta": {**cifar_class.meta, "md5": None},
-    })
-
-
-def load_cifar(train):
-    folder = os.path.join(data_dir, cifar_class.base_folder)
-    if not download and not os.path.isdir(folder):
-        training.fail(f"{cifar_name} not found in {data_dir}; run with --download=True "
-                      f"or put {cifar_class.base_folder} there")
-    try:
-        return cifar_class(data_dir, train=train, download=download)
-    except RuntimeError as e:  # torchvision's "not found or corrupted"
-        fail_hint = "" if not verify_md5 else " (for a copy you made yourself: --verify_md5=False)"
-        training.fail(f"{cifar_name} in {folder} is incomplete or corrupted: {e}{fail_hint}")
-    except OSError as e:  # no network, or the download broke off
-        training.fail(f"could not download {cifar_name} ({e}); put {cifar_class.base_folder} "
-                      f"in {data_dir} and run with --download=False")
-
 
 class SeededAugment(Dataset):
     """
@@ -172,12 +141,13 @@ class SeededAugment(Dataset):
 
 if ddp.enabled and not ddp.master:
     dist.barrier()  # let rank 0 download alone, then read its copy
-train_set, test_set = load_cifar(train=True), load_cifar(train=False)
+train_set = training.load_cifar(dataset, data_dir, True, download, verify_md5)
+test_set = training.load_cifar(dataset, data_dir, False, download, verify_md5)
 if ddp.enabled and ddp.master:
     dist.barrier()
 n_classes = len(train_set.classes)
 
-normalize = [transforms.ToTensor(), transforms.Normalize(cifar_mean, cifar_std)]
+normalize = training.cifar_normalize(dataset)
 augment = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
 if autoaugment == "trivialaugment":
     augment.append(transforms.TrivialAugmentWide())  # one random op at a random strength per image

@@ -536,3 +536,48 @@ def load_tokenizer(meta, data_dir):
         tok = bpe.Tokenizer.load(os.path.join(data_dir, meta["tokenizer_file"]))
         return tok.encode_ordinary, tok.decode
     fail(f"{os.path.join(data_dir, 'meta.json')} names an unknown tokenizer {kind!r} (char, gpt2 or bpe)")
+
+
+# -----------------------------------------------------------------------------
+# CIFAR-10/100 through torchvision's loaders, for train_vit.py and analysis/
+
+CIFAR = {  # torchvision class name, what we call it, per-channel mean and std of the training images
+    "cifar10": ("CIFAR10", "CIFAR-10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ("CIFAR100", "CIFAR-100", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+def load_cifar(dataset, data_dir, train, download, verify_md5):
+    """The train or test split as torchvision's CIFAR10/CIFAR100 dataset (PIL images, int labels)."""
+    from torchvision import datasets
+    if dataset not in CIFAR:
+        fail(f"dataset must be cifar10 or cifar100, got '{dataset}'")
+    class_name, name, _, _ = CIFAR[dataset]
+    cifar_class = getattr(datasets, class_name)
+    if not verify_md5:
+        # The same torchvision class, reading the files the same way, but with no md5 sums to check
+        # against: torchvision's check_integrity then only checks that each file exists. For a copy
+        # you wrote yourself (the tests' small CIFAR-format files); real downloads keep the check.
+        cifar_class = type(cifar_class.__name__ + "Unverified", (cifar_class,), {
+            "train_list": [[file, None] for file, _ in cifar_class.train_list],
+            "test_list": [[file, None] for file, _ in cifar_class.test_list],
+            "meta": {**cifar_class.meta, "md5": None},
+        })
+    folder = os.path.join(data_dir, cifar_class.base_folder)
+    if not download and not os.path.isdir(folder):
+        fail(f"{name} not found in {data_dir}; run with --download=True or put {cifar_class.base_folder} there")
+    try:
+        return cifar_class(data_dir, train=train, download=download)
+    except RuntimeError as e:  # torchvision's "not found or corrupted"
+        hint = "" if not verify_md5 else " (for a copy you made yourself: --verify_md5=False)"
+        fail(f"{name} in {folder} is incomplete or corrupted: {e}{hint}")
+    except OSError as e:  # no network, or the download broke off
+        fail(f"could not download {name} ({e}); put {cifar_class.base_folder} in {data_dir} "
+             f"and run with --download=False")
+
+
+def cifar_normalize(dataset):
+    """[ToTensor, Normalize]: the transforms every CIFAR image gets last, in training and evaluation."""
+    from torchvision import transforms
+    _, _, mean, std = CIFAR[dataset]
+    return [transforms.ToTensor(), transforms.Normalize(mean, std)]
