@@ -259,8 +259,8 @@ def save_run_checkpoints(checkpoint, out_dir, last, best):
 
 
 def load_checkpoint(path, model_name, hint="train first, or check --out_dir"):
-    """A checkpoint of model_name ("GPT" or "ViT"). weights_only=True: a checkpoint is data, and
-    loading one must never run code from it."""
+    """A checkpoint of model_name ("GPT" or "ViT"; None: either). weights_only=True: a checkpoint is
+    data, and loading one must never run code from it."""
     if not os.path.isfile(path):
         fail(f"no checkpoint at {path}; {hint}")
     try:
@@ -268,12 +268,14 @@ def load_checkpoint(path, model_name, hint="train first, or check --out_dir"):
     except Exception as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         fail(f"{path} is not a loadable checkpoint (refused or damaged: {first_line})")
-    if checkpoint.get("kind") != model_name.lower():
-        fail(f"{path} is a {checkpoint.get('kind')!r} checkpoint, not a {model_name}'s")
+    if not isinstance(checkpoint, dict) or checkpoint.get("kind") not in (
+            ("gpt", "vit") if model_name is None else (model_name.lower(),)):
+        kind = checkpoint.get("kind") if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        fail(f"{path} is a {kind!r} checkpoint, not a {model_name or 'GPT or ViT'}'s")
     return checkpoint
 
 
-def load_trained(out_dir, which, model_name):
+def load_trained(out_dir, which, model_name=None):
     """The checkpoint that sampling and analysis read: best.pt (which='best') or ckpt.pt ('last')."""
     path = checkpoint_path(out_dir, which)
     hint = "train first, or check --out_dir"
