@@ -370,3 +370,119 @@ class GPTBackprop:
             dx = block.backward(dx, grads)
         self.embedding.backward(dx, grads)
         return grads
+
+
+# -----------------------------------------------------------------------------
+# training: the same data, schedule, optimizer, evaluation and log as train_gpt.py, on our gradients
+
+DEFAULTS = dict(
+    out_dir="out-backprop",
+    eval_interval=250,
+    log_interval=10,
+    eval_iters=100,
+    data_dir="data",
+    dataset="shakespeare_char",   # data_dir/dataset/{train.bin, val.bin, meta.json}
+    batch_size=12,                # train_gpt.py's CPU-sized defaults, so the two runs compare
+    block_size=64,
+    n_layer=4,
+    n_head=4,
+    n_embd=128,
+    bias=False,
+    learning_rate=2e-3,
+    max_iters=2000,
+    weight_decay=1e-1,
+    beta1=0.9,
+    beta2=0.99,
+    grad_clip=1.0,                # clip the gradient norm at this (0 = off)
+    decay_lr=True,
+    warmup_iters=100,
+    lr_decay_iters=2000,
+    min_lr=2e-4,
+    device="cpu",                 # 'cpu', 'cuda', 'auto'
+    seed=1337,
+)
+
+
+def train(argv):
+    config = training.configure(DEFAULTS, argv)
+    cfg = SimpleNamespace(**config)
+    device = training.pick_device(cfg.device)
+    data_path = os.path.join(cfg.data_dir, cfg.dataset)
+    prepare_hint = f"python prepare/{cfg.dataset}.py (or another prepare/ script with --out_dir {data_path})"
+    meta = training.read_meta(data_path, prepare_hint)
+    training.check_token_bins(data_path, meta, cfg.block_size, prepare_hint)
+    torch.manual_seed(cfg.seed)
+    try:
+        model_config = GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
+                                 block_size=cfg.block_size, vocab_size=meta["vocab_size"], bias=cfg.bias)
+        model = GPTBackprop(model_config, device=device)
+    except ValueError as e:
+        training.fail(str(e))
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2))
+    print(f"{sum(p.numel() for _, p in model.named_parameters()):,} parameters, device {device}")
+
+    def get_batch(split, generator):
+        """batch_size random windows, drawn as train_gpt.py draws them (same seed, same batches)."""
+        data = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
+        ix = torch.randint(len(data) - cfg.block_size, (cfg.batch_size,), generator=generator).tolist()
+        windows = torch.from_numpy(np.stack([data[i: i + cfg.block_size + 1] for i in ix]).astype(np.int64))
+        if int(windows.max()) >= model_config.vocab_size:  # the embedding lookup would fail cryptically
+            training.fail(f"{split}.bin holds token id {int(windows.max())} but meta.json says vocab_size="
+                          f"{model_config.vocab_size}; prepare it again: {prepare_hint}")
+        return windows[:, :-1].to(device), windows[:, 1:].to(device)
+
+    def estimate_loss():
+        """Mean loss over eval_iters batches of each split, the same batches at every eval."""
+        out = {}
+        for split in ("train", "val"):
+            generator = torch.Generator().manual_seed(cfg.seed + 1)
+            out[split] = sum(model.forward(*get_batch(split, generator)) for _ in range(cfg.eval_iters)) / cfg.eval_iters
+        return out
+
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    metrics = training.MetricsLog(cfg.out_dir, True, config)
+    timer = training.Timer()
+    batch_generator = torch.Generator().manual_seed(cfg.seed)
+    best_val_loss = float("inf")
+    step_seconds = 0.0
+    for iter_num in range(cfg.max_iters + 1):
+        lr = (training.learning_rate_at(iter_num, cfg.learning_rate, cfg.warmup_iters, cfg.lr_decay_iters, cfg.min_lr)
+              if cfg.decay_lr else cfg.learning_rate)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
+            losses = estimate_loss()
+            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            metrics.log({"iter": iter_num, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
+                         "tokens_seen": iter_num * cfg.batch_size * cfg.block_size,
+                         "elapsed_s": round(timer.elapsed(), 3)})
+            if iter_num > 0 and math.isfinite(losses["val"]):
+                improved = losses["val"] < best_val_loss
+                best_val_loss = min(best_val_loss, losses["val"])
+                checkpoint = {"kind": "gpt", "model": model.state_dict(), "model_args": asdict(model_config),
+                              "config": config, "iter_num": iter_num, "best_val_loss": best_val_loss}
+                if improved:  # best.pt: the weights with the best val loss so far, for sample.py
+                    training.save_checkpoint(checkpoint, os.path.join(cfg.out_dir, "best.pt"))
+                training.save_checkpoint({**checkpoint, "optimizer": optimizer.state_dict()},
+                                         os.path.join(cfg.out_dir, "ckpt.pt"))
+        if iter_num == cfg.max_iters:
+            break
+
+        step_start = time.time()
+        loss = model.forward(*get_batch("train", batch_generator))
+        grads = model.backward()
+        for name, p in model.named_parameters():
+            p.grad = grads[name]  # torch.optim reads .grad; we put there what autograd would have
+        grad_norm = torch.nn.utils.clip_grad_norm_([p for _, p in model.named_parameters()],
+                                                   cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        if not torch.isfinite(grad_norm):
+            training.fail(f"non-finite loss/gradient at iter {iter_num}; lower learning_rate")
+        optimizer.step()
+        step_seconds += time.time() - step_start
+        if (iter_num + 1) % cfg.log_interval == 0:
+            print(f"iter {iter_num + 1}: loss {loss:.4f}, {step_seconds / cfg.log_interval * 1000:.1f} ms/iter")
+            step_seconds = 0.0
+
+
+if __name__ == "__main__":
+    train(sys.argv[1:])
