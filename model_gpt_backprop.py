@@ -271,6 +271,9 @@ class CrossEntropy:
 # the model
 
 class GPTBackprop:
+    """The layers above, chained: forward() runs them in order and returns the loss; backward() runs
+    their backwards in reverse and returns every weight's gradient. The weights live in one dict,
+    self.params, under GPT's state_dict names; the layers hold references to its tensors."""
 
     def __init__(self, config, dtype=torch.float32, device="cpu"):
         check_supported(config)
