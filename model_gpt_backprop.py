@@ -439,7 +439,8 @@ def train(argv):
         out = {}
         for split in ("train", "val"):
             generator = torch.Generator().manual_seed(cfg.seed + 1)
-            out[split] = sum(model.forward(*get_batch(split, generator)) for _ in range(cfg.eval_iters)) / cfg.eval_iters
+            losses = [model.forward(*get_batch(split, generator)) for _ in range(cfg.eval_iters)]
+            out[split] = sum(losses) / cfg.eval_iters
         return out
 
     os.makedirs(cfg.out_dir, exist_ok=True)

@@ -63,7 +63,8 @@ def bench(name, shape, batch_size):
     by_hand.load_state_dict(gpt.state_dict())
     contenders = [("autograd (model_gpt.GPT)", autograd_step, gpt,
                    gpt.configure_optimizers(0.1, 1e-3, (0.9, 0.99), device.split(":")[0])),
-                  ("by hand (GPTBackprop)", by_hand_step, by_hand, by_hand.configure_optimizers(0.1, 1e-3, (0.9, 0.99)))]
+                  ("by hand (GPTBackprop)", by_hand_step, by_hand,
+                   by_hand.configure_optimizers(0.1, 1e-3, (0.9, 0.99)))]
     x = torch.randint(0, 65, (batch_size, config.block_size), device=device)
     y = torch.randint(0, 65, (batch_size, config.block_size), device=device)
     for _, step, model, optimizer in contenders:

@@ -291,7 +291,8 @@ def run(*args):
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("backprop")
     (root / "input.txt").write_text(TEXT)
-    result = run("prepare/shakespeare_char.py", "--input", str(root / "input.txt"), "--out_dir", str(root / "data" / "tiny"))
+    result = run("prepare/shakespeare_char.py", "--input", str(root / "input.txt"),
+                 "--out_dir", str(root / "data" / "tiny"))
     assert result.returncode == 0, result.stderr
     return root
 
