@@ -517,6 +517,20 @@ def read_meta(data_dir, prepare_hint):
         return json.load(f)
 
 
+def check_token_bins(data_path, meta, block_size, prepare_hint):
+    """train.bin and val.bin exist, hold the token counts meta.json records, and more than one window."""
+    for split in ("train", "val"):
+        path = os.path.join(data_path, f"{split}.bin")
+        if not os.path.exists(path):
+            fail(f"{path} is missing; prepare the dataset first: {prepare_hint}")
+        size, expected = os.path.getsize(path), meta.get(f"{split}_tokens")
+        if size % 2 != 0 or (expected is not None and size != 2 * expected):
+            fail(f"{path} is truncated or damaged ({size} bytes, meta.json says {expected} tokens); "
+                 f"prepare it again: {prepare_hint}")
+        if size // 2 <= block_size:
+            fail(f"{path} has only {size // 2} tokens, too few for block_size={block_size}")
+
+
 def load_tokenizer(meta, data_dir):
     """Return (encode, decode) for the tokenizer a dataset was prepared with."""
     kind = meta.get("tokenizer")
