@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import training
-from model_gpt import GPTConfig, mlp_hidden_size
+from model_gpt import GPT, GPTConfig, mlp_hidden_size
 
 # the GPTConfig options this file implements; anything else is refused rather than silently ignored
 SUPPORTED = dict(pos_encoding="learned", norm="layernorm", norm_placement="pre", qk_norm=False, mlp="gelu",
@@ -423,6 +423,8 @@ def train(argv):
         training.fail(str(e))
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2))
     print(f"{sum(p.numel() for _, p in model.named_parameters()):,} parameters, device {device}")
+    with torch.device("meta"):  # model_gpt.GPT's FLOP count, for the log (meta: no memory)
+        flops_per_token = GPT(model_config).estimate_flops_per_token()
 
     def get_batch(split, generator):
         """batch_size random windows, drawn as train_gpt.py draws them (same seed, same batches)."""
@@ -457,18 +459,18 @@ def train(argv):
         if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
             losses = estimate_loss()
             print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            tokens_seen = iter_num * cfg.batch_size * cfg.block_size
             metrics.log({"iter": iter_num, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
-                         "tokens_seen": iter_num * cfg.batch_size * cfg.block_size,
+                         "tokens_seen": tokens_seen, "flops": tokens_seen * flops_per_token,
                          "elapsed_s": round(timer.elapsed(), 3)})
             if iter_num > 0 and math.isfinite(losses["val"]):
                 improved = losses["val"] < best_val_loss
                 best_val_loss = min(best_val_loss, losses["val"])
-                checkpoint = {"kind": "gpt", "model": model.state_dict(), "model_args": asdict(model_config),
-                              "config": config, "iter_num": iter_num, "best_val_loss": best_val_loss}
-                if improved:  # best.pt: the weights with the best val loss so far, for sample.py
-                    training.save_checkpoint(checkpoint, os.path.join(cfg.out_dir, "best.pt"))
-                training.save_checkpoint({**checkpoint, "optimizer": optimizer.state_dict()},
-                                         os.path.join(cfg.out_dir, "ckpt.pt"))
+                # ckpt.pt: the latest, with the optimizer; best.pt (if improved): the weights, for sample.py
+                training.save_run_checkpoints({
+                    "kind": "gpt", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "model_args": asdict(model_config), "config": config, "iter_num": iter_num,
+                    "best_val_loss": best_val_loss}, cfg.out_dir, last=True, best=improved)
         if iter_num == cfg.max_iters:
             break
 

@@ -132,16 +132,7 @@ if ddp.enabled:
 meta = training.read_meta(data_path, prepare_hint)
 meta_vocab_size = meta["vocab_size"]
 
-for split in ("train", "val"):
-    path = os.path.join(data_path, f"{split}.bin")
-    if not os.path.exists(path):
-        training.fail(f"{path} is missing; prepare the dataset first: {prepare_hint}")
-    size, expected = os.path.getsize(path), meta.get(f"{split}_tokens")
-    if size % 2 != 0 or (expected is not None and size != 2 * expected):
-        training.fail(f"{path} is truncated or damaged ({size} bytes, meta.json says {expected} tokens); "
-                      f"prepare it again: {prepare_hint}")
-    if size // 2 <= block_size:
-        training.fail(f"{path} has only {size // 2} tokens, too few for block_size={block_size}")
+training.check_token_bins(data_path, meta, block_size, prepare_hint)
 
 
 def get_batch(split, generator):

@@ -309,7 +309,7 @@ def test_training_script_writes_a_log_and_a_best_checkpoint_gpt_loads(dataset):
     with open(out / "log.jsonl") as f:
         log = [json.loads(line) for line in f]
     assert [r["iter"] for r in log] == [0, 10, 20, 30]
-    assert all(set(r) == {"iter", "train_loss", "val_loss", "lr", "tokens_seen", "elapsed_s"} for r in log)
+    assert all(set(r) == {"iter", "train_loss", "val_loss", "lr", "tokens_seen", "flops", "elapsed_s"} for r in log)
     assert log[-1]["val_loss"] < log[0]["val_loss"] - 0.2 and log[-1]["tokens_seen"] == 30 * 4 * 32
 
     best = torch.load(out / "best.pt", weights_only=True)
