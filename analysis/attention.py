@@ -64,7 +64,7 @@ if checkpoint["kind"] == "gpt":
     maps = [m[0].cpu() for m in common.attention_maps(model, torch.tensor([ids], device=run_device))]  # (nh, T, T) each
     pieces = [decode([i]).replace("\n", "\\n").replace(" ", "\u2423") for i in ids]  # show spaces and newlines
     n_layer, n_head, T = len(maps), maps[0].size(0), len(ids)
-    cell = max(1.6, 0.22 * T)
+    cell = min(3.0, max(1.6, 0.15 * T))  # inches per heatmap: room for the labels, within a screen
     fig, axes = plt.subplots(n_layer, n_head, figsize=(cell * n_head, cell * n_layer), dpi=100, squeeze=False,
                              layout="constrained")
     for layer, att in enumerate(maps):
