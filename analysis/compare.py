@@ -57,6 +57,7 @@ if os.path.isdir(out):
     training.fail(f"--out={out} is a directory; name the HTML file to write, e.g. --out={os.path.join(out, 'compare.html')}")
 out_stem = os.path.splitext(out)[0]
 
+MODEL_NAMES = {"gpt": "GPT", "vit": "ViT"}
 notes = []  # what the reader should know about the data: printed, and listed on the page
 
 
@@ -131,17 +132,21 @@ for run_dir in run_dirs:
             training.fail(f"{ckpt_path} is not a loadable checkpoint ({type(e).__name__}); delete it "
                           f"(or move it away) to compare the run from its log alone")
         if not isinstance(checkpoint, dict) or checkpoint.get("kind") != kind:
-            training.fail(f"{ckpt_path} is not a {kind.upper()} checkpoint, but {log_path} is a {kind.upper()}'s "
-                          f"log; is this file from another run?")
+            training.fail(f"{ckpt_path} is not a {MODEL_NAMES[kind]} checkpoint, but {log_path} is a "
+                          f"{MODEL_NAMES[kind]}'s log; is this file from another run?")
         run["config"] = checkpoint.get("config", {})
         # the model's shape only, on the meta device: no memory, however large the model
-        with torch.device("meta"):
-            if kind == "gpt":
-                model = GPT(GPTConfig(**checkpoint["model_args"]))
-                run["params"], flops_per_example = model.get_num_params(), model.estimate_flops_per_token()
-            else:
-                model = ViT(ViTConfig(**checkpoint["model_args"]))
-                run["params"], flops_per_example = model.n_params(), model.estimate_flops_per_image()
+        try:
+            with torch.device("meta"):
+                if kind == "gpt":
+                    model = GPT(GPTConfig(**checkpoint["model_args"]))
+                    run["params"], flops_per_example = model.get_num_params(), model.estimate_flops_per_token()
+                else:
+                    model = ViT(ViTConfig(**checkpoint["model_args"]))
+                    run["params"], flops_per_example = model.n_params(), model.estimate_flops_per_image()
+        except (KeyError, TypeError, ValueError) as e:  # no model_args, or ones this code's models don't take
+            training.fail(f"{ckpt_path} has no model_args that model_{kind}.py can build ({type(e).__name__}: {e}); "
+                          f"move it away to compare the run from its log alone")
         del checkpoint, model
         # logs written before `flops` was logged: tokens (images) seen x training FLOPs per token (image)
         seen_key = "tokens_seen" if kind == "gpt" else "images_seen"
@@ -158,7 +163,7 @@ for run_dir in run_dirs:
             training.fail(f"{eval_path} is not JSON; write it again with python analysis/evaluate.py "
                           f"--out_dir={run_dir}, or delete it")
         if not isinstance(run["eval"], dict) or run["eval"].get("kind") != kind:
-            training.fail(f"{eval_path} does not evaluate a {kind.upper()}; write it again with "
+            training.fail(f"{eval_path} does not evaluate a {MODEL_NAMES[kind]}; write it again with "
                           f"python analysis/evaluate.py --out_dir={run_dir}, or delete it")
     runs.append(run)
 
@@ -168,13 +173,15 @@ if len(kinds) > 1:
     vits = ", ".join(run["name"] for run in runs if run["kind"] == "vit")
     training.fail(f"GPT runs ({gpts}) and ViT runs ({vits}) cannot share plots; compare each kind on its own")
 kind = kinds.pop()
+model_name = MODEL_NAMES[kind]
 if kind == "gpt":
-    model_name, step_key, step_label, seen_key, unit = "GPT", "iter", "iteration", "tokens_seen", "token"
+    step_key, step_label, seen_key, unit = "iter", "iteration", "tokens_seen", "token"
 else:
-    model_name, step_key, step_label, seen_key, unit = "ViT", "step", "optimizer step", "images_seen", "image"
+    step_key, step_label, seen_key, unit = "step", "optimizer step", "images_seen", "image"
 speed_key = f"{unit}s_per_s"
-if any(speed_key not in record for run in runs for record in run["records"]):
-    note(f"some logs predate {speed_key} (throughput): their runs are missing from the throughput plot")
+old_logs = [run["name"] for run in runs if any(speed_key not in record for record in run["records"])]
+if old_logs:
+    note(f"{', '.join(old_logs)}: log.jsonl predates {speed_key}, so the throughput plot leaves them out")
 
 # -----------------------------------------------------------------------------
 # plots: one PNG each, val solid and train dashed, one colour per run

@@ -184,6 +184,8 @@ def make_bad_input(tmp_path, case):
         records = [{"epoch": 1, "step": 10, "train_loss": 2.0, "val_loss": 1.9, "top1": 0.3, "lr": 1e-3,
                     "images_seen": 1280, "elapsed_s": 5.0}]
         write_run(run, "vit", records, {}, VIT_ARGS)
+    if case == "foreign checkpoint":
+        write_run(run, "vit", gpt_records(2), {}, VIT_ARGS)  # a GPT's log next to a ViT's best.pt
     if case == "out is a directory":
         return [good, f"--out={tmp_path}"]
     return [good, str(run), out]
@@ -197,6 +199,7 @@ def make_bad_input(tmp_path, case):
     ("garbled log", "log.jsonl line 2 is not JSON (a run killed mid-write leaves half a line); delete that line"),
     ("not a log", "log.jsonl line 1 is not a training log record"),
     ("gpt and vit", "GPT runs (good) and ViT runs (bad) cannot share plots; compare each kind on its own"),
+    ("foreign checkpoint", "best.pt is not a GPT checkpoint, but"),
     ("out is a directory", "is a directory; name the HTML file to write, e.g. --out="),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, monkeypatch, case, expected):
