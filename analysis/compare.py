@@ -26,7 +26,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
-from matplotlib.ticker import EngFormatter, PercentFormatter
+from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter, PercentFormatter
 import torch
 
 import training
@@ -219,7 +219,11 @@ def plot(name, plot_title, x_key, y_keys, xlabel, ylabel, x_scale=1.0, log_x=Fal
                     Line2D([], [], color="grey", linestyle="--", label="train")]
     if log_x:
         ax.set_xscale("log")
-    if x_si:
+        low, high = ax.get_xlim()
+        if high / low < 300:  # a short range (under 2.5 decades): label 1, 2 and 5 x 10^n, not only 10^n
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(NullFormatter())  # matplotlib's minor labels crowd each other
+    if x_si or log_x:
         ax.xaxis.set_major_formatter(EngFormatter())  # 200k, not 200000
     if percent:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
