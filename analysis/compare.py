@@ -181,7 +181,7 @@ else:
 speed_key = f"{unit}s_per_s"
 old_logs = [run["name"] for run in runs if any(speed_key not in record for record in run["records"])]
 if old_logs:
-    note(f"{', '.join(old_logs)}: log.jsonl predates {speed_key}, so the throughput plot leaves them out")
+    note(f"{', '.join(old_logs)}: log.jsonl predates {speed_key}: not in the throughput plot")
 
 # -----------------------------------------------------------------------------
 # plots: one PNG each, val solid and train dashed, one colour per run
