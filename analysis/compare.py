@@ -312,7 +312,9 @@ if len(configured) < 2:
 elif not diff_rows:
     diff_note = "All settings are the same."
 else:
-    diff_note = f"{len(diff_rows)} of {len(all_keys)} settings differ (— = the run has no such setting)."
+    diff_note = f"{len(diff_rows)} of {len(all_keys)} settings differ."
+    if any("—" in row[1:] for row in diff_rows):
+        diff_note += " — = the run has no such setting."
 if len(configured) < len(runs):
     diff_note += " Runs without best.pt or ckpt.pt are left out."
 
@@ -369,6 +371,8 @@ page = f"""<!DOCTYPE html>
 <p>{len(runs)} {model_name} runs:</p>
 <ul>{run_list}</ul>
 <h2>Summary</h2>
+<p>Parameters as the training script counts them{" (without the learned position table)" if kind == "gpt" else ""};
+wall time as the log's last record has it, evaluations and resumed runs' earlier time included.</p>
 {html_table(summary_header, summary_rows)}
 <h2>Settings that differ</h2>
 <p>{html.escape(diff_note)}</p>
