@@ -26,7 +26,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
-from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter, PercentFormatter
+from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 import torch
 
 import training
@@ -194,7 +194,7 @@ def plot(name, plot_title, x_key, y_keys, xlabel, ylabel, x_scale=1.0, log_x=Fal
     """Plot y_keys[0] (solid) and y_keys[1] (dashed) against x_key for every run, skipping records
     that lack either value, and write <out stem>-<name>.png; no PNG when no run has the values."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    handles = []
+    handles, all_x = [], []
     for i, run in enumerate(runs):
         drawn = False
         marker = markers[i % len(markers)] if len(run["records"]) <= 40 else None  # none on a dense curve
@@ -204,8 +204,9 @@ def plot(name, plot_title, x_key, y_keys, xlabel, ylabel, x_scale=1.0, log_x=Fal
                       and (record[x_key] > 0 or not log_x)]
             if points:
                 xs, ys = zip(*points)
+                all_x += xs
                 ax.plot(xs, ys, style, color=colours[i % len(colours)], marker=marker, markersize=5,
-                        markerfacecolor="none")
+                        markerfacecolor="none", clip_on=not percent)  # a 100% accuracy sits on the top edge
                 drawn = True
         if drawn:
             handles.append(Line2D([], [], color=colours[i % len(colours)], label=run["name"], marker=marker,
@@ -223,9 +224,13 @@ def plot(name, plot_title, x_key, y_keys, xlabel, ylabel, x_scale=1.0, log_x=Fal
         if high / low < 300:  # a short range (under 2.5 decades): label 1, 2 and 5 x 10^n, not only 10^n
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_minor_formatter(NullFormatter())  # matplotlib's minor labels crowd each other
+    elif all(float(x).is_integer() for x in all_x):  # epochs, steps: no tick at epoch 1.5
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if x_si or log_x:
         ax.xaxis.set_major_formatter(EngFormatter())  # 200k, not 200000
-    if percent:
+    if percent:  # an accuracy: never an axis above 100%, even when every point is at 100%
+        low, high = ax.get_ylim()
+        ax.set_ylim(max(low, 0.0), min(high, 1.0))
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_title(plot_title)
     ax.set_xlabel(xlabel)
