@@ -225,7 +225,7 @@ def plot(name, plot_title, x_key, y_keys, xlabel, ylabel, x_scale=1.0, log_x=Fal
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_minor_formatter(NullFormatter())  # matplotlib's minor labels crowd each other
     elif all(float(x).is_integer() for x in all_x):  # epochs, steps: no tick at epoch 1.5
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True))  # as matplotlib's default
     if x_si or log_x:
         ax.xaxis.set_major_formatter(EngFormatter())  # 200k, not 200000
     if percent:  # an accuracy: never an axis above 100%, even when every point is at 100%
