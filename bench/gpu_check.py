@@ -55,6 +55,7 @@ if device.startswith("cuda"):
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
 amp = training.autocast(device, precision)
+guard = training.NonFiniteGuard("stop", device, "step", "(none: nothing is saved)")
 
 
 def seconds_per_step(model, optim, scaler, make_batch):
@@ -69,12 +70,9 @@ def seconds_per_step(model, optim, scaler, make_batch):
         with amp:
             _, loss = fast_model(inputs, targets)
         scaler.scale(loss).backward()
-        scaler.unscale_(optim)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(optim)
-        scaler.update()
-        optim.zero_grad(set_to_none=True)
+        training.optimizer_step(model, optim, scaler, 1.0, guard, i, False)  # the training scripts' step
     loss.item()  # waits for the device
+    guard.check()
     return (time.perf_counter() - start) / steps
 
 
