@@ -2,7 +2,7 @@
 #   python prepare/python_code.py            # no download: ~10M tokens, bpe.py vocab 2048
 #   python train_gpt.py config/python_code.py
 #   python analysis/syntax_check.py --out_dir=out-python-code --num_samples=50
-# 6 layers x 192 wide (3.1M parameters), 256 tokens (~3 lines of code per 32 tokens) of context.
+# 6 layers x 192 wide (3.05M parameters), 256 tokens (~3 lines of code per 32 tokens) of context.
 out_dir = "out-python-code"
 eval_interval = 250
 eval_iters = 20
@@ -19,8 +19,8 @@ n_embd = 192
 dropout = 0.0
 
 learning_rate = 2e-3
-max_iters = 1400
-lr_decay_iters = 1400
+max_iters = 1100
+lr_decay_iters = 1100
 min_lr = 2e-4
 warmup_iters = 100
 dtype = "bfloat16"  # measured here: 530 ms/iter vs 720 in float32 (AMX matmuls)
