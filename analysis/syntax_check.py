@@ -83,7 +83,7 @@ def load_model(out_dir):
 def main():
     import torch
 
-    settings = training.configure({"out_dir": "out-python-code", "num_samples": 50, "max_new_tokens": 384,
+    settings = training.configure({"out_dir": "out-python-code", "num_samples": 50, "max_new_tokens": 250,
                                    "temperature": 0.8, "top_k": 200, "seed": 1337, "device": "auto",
                                    "show": 0}, sys.argv[1:])
     if settings["num_samples"] < 1:
