@@ -31,10 +31,11 @@ import argparse
 import base64
 import heapq
 import json
+import multiprocessing
 import os
 import sys
-from collections import Counter, defaultdict
-from itertools import chain
+from collections import Counter, defaultdict, deque
+from itertools import chain, islice
 from pathlib import Path
 
 import regex  # the stdlib `re` has no \p{L} (Unicode letter) classes
@@ -73,6 +74,37 @@ def _special_regex(specials):
     # longest first, so a special token that is a prefix of another never wins
     alternatives = sorted(specials, key=len, reverse=True)
     return regex.compile("(" + "|".join(regex.escape(s) for s in alternatives) + ")")
+
+
+# Where a long text may be cut so that each piece splits into exactly the chunks
+# the whole text would: before a newline that follows a letter or digit for the
+# GPT-2 and GPT-4 patterns (no chunk of theirs spans such a point, and neither
+# looks behind), after any newline for the line pattern. Other patterns: nowhere.
+_SAFE_CUTS = {GPT2_SPLIT_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)", GPT4_SPLIT_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)",
+              None: r"(?r)\n"}
+
+
+def _stream_pieces(texts, pattern, specials, min_chars):
+    """Regroup an iterable of strings into pieces of >= min_chars characters (but
+    the last) cut at safe points, so chunking each piece alone gives the chunks of
+    the concatenated text. Only one piece is held in memory, however long the stream.
+    A cut touches a newline, so it never falls inside a special token without one."""
+    cut_regex = _SAFE_CUTS.get(pattern)
+    if cut_regex is None or any("\n" in s for s in specials):
+        cut_regex = None  # no safe cut known: each string of the stream is taken whole
+    else:
+        cut_regex = regex.compile(cut_regex)
+    buffer = ""
+    for text in texts:
+        buffer += text
+        if len(buffer) < min_chars or cut_regex is None:
+            continue
+        match = cut_regex.search(buffer)  # (?r): searched from the end, so this is the last safe cut
+        if match and match.end() > 0:
+            yield buffer[:match.end()]
+            buffer = buffer[match.end():]
+    if buffer:
+        yield buffer
 
 
 # -----------------------------------------------------------------------------
@@ -197,6 +229,14 @@ class Tokenizer:
                 ids.extend(self.encode_ordinary(part))
         return ids
 
+    def encode_stream(self, texts, allowed_special="none_raise"):
+        """Encode an iterable of strings (file lines, dataset rows, ...) exactly as
+        encode() would encode their concatenation, yielding ids as it goes: memory
+        stays constant however long the stream. Chunks may span the pieces; the text
+        is re-cut at safe points (_stream_pieces) and each piece encoded alone."""
+        for piece in _stream_pieces(texts, self.pattern, self.special_tokens, min_chars=1 << 16):
+            yield from self.encode(piece, allowed_special)
+
     # ---- decoding
 
     def decode_bytes(self, ids):
@@ -262,12 +302,34 @@ def _parse_rank_lines(lines):
 # -----------------------------------------------------------------------------
 # training
 
-def _read_training_text(text_or_files):
-    """A str is the training text itself; a Path, or a list/tuple of paths, names files."""
+def _training_streams(text_or_files):
+    """The corpus as a list of streams of strings, each stream one text: a str is
+    the training text itself; a Path, or a list/tuple of paths, names files (no
+    chunk spans two files), each read in 1 MB blocks; any other iterable (a
+    generator, a dataset column) streams the pieces of one concatenated text."""
     if isinstance(text_or_files, str):
-        return [text_or_files]
-    paths = [text_or_files] if isinstance(text_or_files, os.PathLike) else list(text_or_files)
-    return [Path(p).read_text(encoding="utf-8") for p in paths]
+        return [[text_or_files]]
+    if isinstance(text_or_files, (os.PathLike, list, tuple)):
+        paths = [text_or_files] if isinstance(text_or_files, os.PathLike) else text_or_files
+        return [_read_blocks(path) for path in paths]
+    return [text_or_files]
+
+
+def _read_blocks(path, size=1 << 20):
+    with open(path, encoding="utf-8") as f:
+        while block := f.read(size):
+            yield block
+
+
+def _count_chunks(text, pattern, special_tokens):
+    """Pre-tokenize one piece of the corpus: Counter of its chunks. Runs in a worker process."""
+    split = regex.compile(pattern if pattern is not None else LINE_SPLIT_PATTERN)
+    text = _replace_surrogates(text)
+    segments = _special_regex(special_tokens).split(text)[::2] if special_tokens else [text]
+    counts = Counter()
+    for segment in segments:
+        counts.update(split.findall(segment))
+    return counts
 
 
 def _descending(token):
@@ -293,10 +355,15 @@ def _merge_pair(ids, a, b, new_id):
     return out
 
 
-def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=(), uint16=False, verbose=False):
+def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=(), uint16=False, verbose=False,
+          num_proc=None):
     """Train a byte-level BPE tokenizer; returns a Tokenizer.
 
-    text_or_files: the training text (str), or a path / list of paths of UTF-8 files.
+    text_or_files: the training text (str), a path / list of paths of UTF-8
+                   files, or any other iterable of strings (a generator, a
+                   dataset's rows), read as one concatenated text. Files and
+                   iterables are streamed: memory grows with the number of
+                   distinct chunks, not with the size of the corpus.
     vocab_size:    total number of ids: 256 bytes + merges + special tokens.
                    Merged tokens get ids 256, 257, ... in merge order, then the
                    special tokens get the last ids. uint16=True additionally
@@ -305,6 +372,7 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
                    regex string) or None: no pre-tokenization, one chunk per line.
     special_tokens: strings like "<|endoftext|>". They cut the training text
                    (no merge crosses them, their text is not learned from).
+    num_proc:      processes that split and count the text (default: all cores).
 
     Tie rule (deterministic, independent of corpus order): the pair with the
     highest count is merged; among equal counts, the pair whose
@@ -318,7 +386,9 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
 
     The algorithm, and why it is fast:
       - identical chunks are counted once: the corpus becomes a Counter of
-        distinct chunks, each a list of ids with a frequency (weight);
+        distinct chunks, each a list of ids with a frequency (weight). The text
+        streams through in ~1 MB pieces cut where no chunk spans the cut
+        (_stream_pieces), and worker processes split and count the pieces;
       - pair counts are kept up to date incrementally: merging a pair only
         re-counts the chunks that contain it (pair -> set of chunk indices);
       - the best pair comes from a heap. Counts of existing pairs only go down
@@ -332,15 +402,26 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
         raise ValueError(f"vocab_size={vocab_size} is invalid: it must be {valid} "
                          f"(256 byte tokens + {len(special_tokens)} special tokens"
                          + (", ids must fit in uint16)" if uint16 else ")"))
-    split = regex.compile(pattern if pattern is not None else LINE_SPLIT_PATTERN)
 
     # 1. pre-tokenize: the corpus becomes a Counter of distinct chunks
+    pieces = chain.from_iterable(_stream_pieces(stream, pattern, special_tokens, min_chars=1 << 20)
+                                 for stream in _training_streams(text_or_files))
+    head = list(islice(pieces, 2))
+    pieces = chain(head, pieces)
     chunk_counts = Counter()
-    for text in _read_training_text(text_or_files):
-        text = _replace_surrogates(text)
-        segments = _special_regex(special_tokens).split(text)[::2] if special_tokens else [text]
-        for segment in segments:
-            chunk_counts.update(split.findall(segment))
+    num_proc = num_proc or os.cpu_count() or 1
+    if len(head) < 2 or num_proc == 1:  # a small text is one piece: no process start-up cost
+        for piece in pieces:
+            chunk_counts.update(_count_chunks(piece, pattern, special_tokens))
+    else:
+        with multiprocessing.Pool(num_proc) as pool:
+            pending = deque()  # at most two pieces per worker in flight: memory stays bounded
+            for piece in pieces:
+                pending.append(pool.apply_async(_count_chunks, (piece, pattern, special_tokens)))
+                if len(pending) >= 2 * num_proc:
+                    chunk_counts.update(pending.popleft().get())
+            for result in pending:
+                chunk_counts.update(result.get())
     chunks, freqs = [], []  # distinct chunks as lists of ids, and how often each occurs
     for chunk, freq in chunk_counts.items():
         ids = list(chunk.encode("utf-8"))

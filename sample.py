@@ -4,6 +4,7 @@ Sample text from a trained GPT (or from OpenAI's GPT-2 weights).
     python sample.py --start "ROMEO:"                        # out_dir/best.pt (the default run's)
     python sample.py --out_dir=out-shakespeare --start=FILE:prompt.txt --num_samples=3
     python sample.py --init_from=gpt2 --start "Hello, I'm a language model,"
+    python sample.py --out_dir=out-python-code --chat=True     # interactive: prompts from stdin
 """
 
 import os
@@ -26,6 +27,7 @@ top_k = 200                    # sample only among the k most likely tokens (0 =
 top_p = 0.0                    # nucleus sampling: only the likeliest tokens adding up to top_p (0 = off)
 use_cache = True               # keep keys/values of earlier tokens (KV cache): much faster, same tokens
 stream = False                 # print each token as it is generated
+chat = False                   # interactive: read prompts from stdin, stream replies (type help)
 seed = 1337
 device = "auto"
 dtype = "auto"
@@ -111,6 +113,81 @@ def print_as_generated(prompt_ids):
             printed = len(text)
     return on_token
 
+CHAT_HELP = ("chat: type a prompt and press enter. Commands: temp 0.8 | topk 200 | topp 0.9 | max 500 | "
+             "reset (forget the conversation) | help | quit (or exit, q, end of input)")
+
+
+class EndOfReply(Exception):
+    """Raised from the stream callback to stop generating once the model ends its text."""
+
+
+def chat_session():
+    """Each line from stdin is a prompt (or a command); the model continues the whole conversation
+    so far (its last block_size tokens) and its reply streams out until max tokens or <|endoftext|>."""
+    settings = {"temp": temperature, "topk": top_k, "topp": top_p, "max": max_new_tokens}
+    rules = {"temp": (float, lambda v: v >= 0, ">= 0 (0 = greedy)"), "topk": (int, lambda v: v >= 0, ">= 0 (0 = all)"),
+             "topp": (float, lambda v: 0 <= v <= 1, "in [0, 1] (0 = off)"), "max": (int, lambda v: v >= 1, ">= 1")}
+    history = []  # token ids of the conversation
+    print(CHAT_HELP, flush=True)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:  # end of input (Ctrl-D, or a piped file ran out): a normal way to leave
+            print()
+            return
+        words = line.split()
+        if words in (["quit"], ["exit"], ["q"]):
+            return
+        if words in (["help"], ["?"]):
+            print(CHAT_HELP)
+            continue
+        if words == ["reset"]:
+            history.clear()
+            print("(conversation forgotten)")
+            continue
+        if len(words) == 2 and words[0] in rules:
+            parse, ok, needs = rules[words[0]]
+            try:
+                value = parse(words[1])
+            except ValueError:
+                value = None
+            if value is None or not ok(value):
+                print(f"({words[0]} must be {needs}, got {words[1]!r})")
+            else:
+                settings[words[0]] = value
+                print(f"({words[0]} = {value})")
+            continue
+        try:
+            history += encode(line + "\n")
+        except SystemExit as e:  # a character outside a char-level vocabulary: say so and go on
+            print(f"({e})")
+            continue
+        history = history[-block_size:]
+        reply, printed = [], 0
+
+        def on_token(token):  # token: (1,)
+            nonlocal printed
+            reply.append(int(token[0]))
+            text = decode(reply)
+            if "<|endoftext|>" in text:
+                raise EndOfReply
+            if not text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                print(text[printed:], end="", flush=True)
+                printed = len(text)
+        x = torch.tensor([history], dtype=torch.long, device=run_device)
+        try:
+            with torch.no_grad(), training.autocast(run_device, precision):
+                model.generate(x, settings["max"], temperature=settings["temp"], top_k=settings["topk"] or None,
+                               top_p=settings["topp"] or None, use_cache=use_cache, stream=on_token)
+        except EndOfReply:
+            reply.pop()  # the <|endoftext|> itself
+        print(decode(reply)[printed:], flush=True)
+        history += reply
+
+
+if chat:
+    chat_session()
+    sys.exit(0)
 
 with torch.no_grad(), training.autocast(run_device, precision):
     for _ in range(num_samples):

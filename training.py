@@ -463,15 +463,34 @@ class Timer:
 # -----------------------------------------------------------------------------
 # token datasets: uint16 .bin files that train_gpt.py memmaps
 
+class TokenWriter:
+    """Appends token ids to an open uint16 .bin file, a piece at a time (memory bounded by a piece)."""
+
+    def __init__(self, f):
+        self.f = f
+        self.count = 0
+
+    def write(self, ids):
+        ids = np.asarray(ids)
+        if ids.size and (ids.min() < 0 or ids.max() >= 2**16):
+            fail(f"token ids must be in [0, 65535] to fit uint16 bins, got max {ids.max()}")
+        self.f.write(ids.astype(np.uint16).tobytes())
+        self.count += ids.size
+
+
+@contextmanager
+def token_file(path):
+    """A TokenWriter for path, atomic: an interrupted prepare never leaves a truncated .bin that
+    train_gpt.py would silently train on."""
+    with atomic_write(path) as tmp_path, open(tmp_path, "wb") as f:
+        yield TokenWriter(f)
+
+
 def write_tokens(ids, path):
-    """Write token ids as a flat uint16 file, atomically: an interrupted prepare never leaves a
-    truncated .bin that train_gpt.py would silently train on."""
-    ids = np.asarray(ids)
-    if ids.size and (ids.min() < 0 or ids.max() >= 2**16):
-        fail(f"token ids must be in [0, 65535] to fit uint16 bins, got max {ids.max()}")
-    with atomic_write(path) as tmp_path:
-        ids.astype(np.uint16).tofile(tmp_path)
-    return ids.size
+    """Write token ids (all in memory) as a flat uint16 file; returns their count."""
+    with token_file(path) as out:
+        out.write(ids)
+    return out.count
 
 
 def write_dataset(data_dir, train_ids, val_ids, meta):
@@ -499,7 +518,11 @@ def gpt2_tokenizer():
     import tiktoken
     path = os.environ.get("GPT2_TIKTOKEN_FILE")
     if not path:
-        return tiktoken.get_encoding("gpt2")
+        try:
+            return tiktoken.get_encoding("gpt2")
+        except Exception as e:  # requests' and tiktoken's many network errors
+            fail(f"could not get GPT-2's tokenizer ({type(e).__name__}); offline, set GPT2_TIKTOKEN_FILE "
+                 f"to a local gpt2.tiktoken")
     if not os.path.isfile(path):
         fail(f"GPT2_TIKTOKEN_FILE={path} does not exist")
     from tiktoken.load import load_tiktoken_bpe

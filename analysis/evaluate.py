@@ -31,6 +31,7 @@ out_dir = "out-shakespeare-char"
 ckpt = "best"           # 'best' (best.pt) or 'last' (ckpt.pt)
 split = "val"           # 'val' (GPT: val.bin; ViT: the test set) or 'train'
 eval_tokens = 100_000   # GPT: tokens to score, in consecutive windows from the start of the split
+syntax_samples = 0      # GPT on code: also sample this many files and report the share Python parses
 batch_size = 64         # sequences or images per forward pass
 device = "auto"
 dtype = "float32"       # or 'bfloat16' for speed, at a small cost in precision
@@ -79,10 +80,16 @@ if checkpoint["kind"] == "gpt":
     results = {"kind": "gpt", "split": split, "tokens": tokens, "loss": loss, "perplexity": math.exp(loss),
                "bits_per_byte": nats / math.log(2) / n_bytes, "top1": top1_hits / tokens, "top5": top5_hits / tokens}
     print(f"\n{where}, {split} split of {data_path}: {tokens:,} tokens ({n_bytes:,} bytes)")
+    if syntax_samples > 0:  # a code model's samples, cut at their last complete statement
+        from analysis.syntax_check import code_samples, syntax_validity
+        torch.manual_seed(0)
+        samples = code_samples(model, meta, data_path, syntax_samples, 250, 0.8, 200, run_device)
+        results["syntax_validity"] = syntax_validity(samples)
     for name, label in (("loss", "loss (nats/token)"), ("perplexity", "perplexity"), ("bits_per_byte", "bits per byte"),
-                        ("top1", "next-token top-1"), ("top5", "next-token top-5")):
-        value = results[name]
-        print(f"  {label:<20} {value:.2%}" if name.startswith("top") else f"  {label:<20} {value:.4f}")
+                        ("top1", "next-token top-1"), ("top5", "next-token top-5"), ("syntax_validity", "syntax validity")):
+        if name in results:
+            value = results[name]
+            print(f"  {label:<20} {value:.4f}" if name in ("loss", "perplexity", "bits_per_byte") else f"  {label:<20} {value:.2%}")
 else:
     from torchvision import transforms
     images = training.load_cifar(dataset, data_dir, split == "train", download, verify_md5)

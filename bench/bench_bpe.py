@@ -4,16 +4,26 @@ ratios hold even on a busy machine.
 
     python bench/bench_bpe.py              # tiny Shakespeare + ~10 MB of Python stdlib source
     python bench/bench_bpe.py --mb 2       # smaller code corpus
+    python bench/bench_bpe.py --big_mb 50,200 --skip_small   # only the corpus-scale training
 
 Training: bpe.train vs Hugging Face `tokenizers` ByteLevel BPE, vocab 512/4096/32768.
+Corpus-scale training (--big_mb): both train from files, each in its own process, so
+its peak memory (ru_maxrss) is its own: the stdlib's .py files repeated to 50 and
+200 MB (the same distinct chunks: memory should not grow with the size), and the
+installed packages' sources (site-packages, different text throughout).
 Encoding: GPT-2 ranks, bpe.Tokenizer.encode_ordinary vs tiktoken's (single thread,
 not the batch API), asserting identical ids. "cold" is a fresh Tokenizer (empty
 chunk cache), "warm" the same text encoded again.
 """
 
 import argparse
+import json
+import resource
+import site
+import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +50,68 @@ def stdlib_corpus(max_bytes):
     return b"".join(parts).decode("utf-8", errors="ignore")
 
 
+def utf8_files(root, max_bytes, skip_site_packages):
+    """(paths, total bytes): the UTF-8 .py files under root in sorted order, cycled until max_bytes."""
+    paths = []
+    for path in sorted(Path(root).rglob("*.py")):
+        if skip_site_packages and "site-packages" in path.parts:
+            continue
+        try:
+            size = len(path.read_bytes().decode("utf-8").encode("utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+        paths.append((path, size))
+    chosen, total = [], 0
+    while total < max_bytes and paths:
+        for path, size in paths:
+            chosen.append(str(path))
+            total += size
+            if total >= max_bytes:
+                break
+    return chosen, total
+
+
+def train_worker(tool, list_file, vocab_size):
+    """Runs in a child process: train on the files named in list_file, print seconds and peak memory."""
+    paths = Path(list_file).read_text().splitlines()
+    start = time.perf_counter()
+    if tool == "bpe":
+        bpe.train(paths, vocab_size)
+    else:
+        from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.train(paths, trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, min_frequency=0,
+                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    seconds = time.perf_counter() - start
+    # ru_maxrss is in KiB on Linux: this process's peak, and the largest of its (pool worker) children
+    print(json.dumps({"seconds": seconds, "self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "child_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+
+
+def train_in_subprocess(tool, paths, vocab_size):
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+        f.write("\n".join(paths))
+        f.flush()
+        out = subprocess.run([sys.executable, __file__, "--worker", tool, f.name, str(vocab_size)],
+                             capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def big_training(sizes_mb, vocab_size):
+    print(f"\ncorpus-scale training from files, vocab {vocab_size}: seconds and peak memory (MB) per process")
+    print(f"{'corpus':>14} {'MB':>6} {'bpe.py':>8} {'HF':>8} {'ratio':>6} {'bpe.py MB':>16} {'HF MB':>7}")
+    stdlib = sysconfig.get_paths()["stdlib"]
+    corpora = [(f"stdlib x{mb / 31.5:.1f}", *utf8_files(stdlib, mb * 1e6, True)) for mb in sizes_mb]
+    corpora.append(("site-packages", *utf8_files(site.getsitepackages()[0], max(sizes_mb) * 1e6, False)))
+    for name, paths, total in corpora:
+        ours = train_in_subprocess("bpe", paths, vocab_size)
+        hf = train_in_subprocess("hf", paths, vocab_size)
+        memory = f"{ours['self_mb']:.0f} + 2x{ours['child_mb']:.0f}"  # main process + each of the 2 workers
+        print(f"{name:>14} {total / 1e6:>6.0f} {ours['seconds']:>8.1f} {hf['seconds']:>8.1f} "
+              f"{ours['seconds'] / hf['seconds']:>5.2f}x {memory:>16} {hf['self_mb']:>7.0f}", flush=True)
+
+
 def timed(fn, repeat=1):
     """Best of `repeat` runs: the least disturbed by other processes."""
     best, result = float("inf"), None
@@ -62,11 +134,20 @@ def hf_train(text, vocab_size):
 
 
 def main():
+    if sys.argv[1:2] == ["--worker"]:
+        return train_worker(*sys.argv[2:4], int(sys.argv[4]))
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=10, help="size of the stdlib code corpus in MB")
     parser.add_argument("--vocab_sizes", default="512,4096,32768")
+    parser.add_argument("--big_mb", default="50,200", help="corpus-scale training sizes in MB ('' = skip)")
+    parser.add_argument("--big_vocab", type=int, default=32768)
+    parser.add_argument("--skip_small", action="store_true", help="only the corpus-scale training")
     args = parser.parse_args()
     vocab_sizes = [int(v) for v in args.vocab_sizes.split(",")]
+    if args.big_mb:
+        big_training([float(mb) for mb in args.big_mb.split(",")], args.big_vocab)
+    if args.skip_small:
+        return
 
     corpora = {}
     if (SHARED / "tinyshakespeare/input.txt").exists():
