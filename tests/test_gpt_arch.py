@@ -10,15 +10,6 @@ from torch.nn import functional as F
 
 from model_gpt import GPT, GPTConfig, KVCache, RMSNorm, MLP, apply_rope, rope_tables, sinusoidal_table
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: threads only add synchronisation, which on a busy machine costs 5-10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 OPTIONS = [  # one change from GPT-2 each
     dict(),
     dict(pos_encoding="sinusoidal"), dict(pos_encoding="rope"), dict(pos_encoding="none"),
