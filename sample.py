@@ -37,14 +37,6 @@ config = training.configure({k: v for k, v in globals().items()
                              if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
                             sys.argv[1:])
 globals().update(config)
-if num_samples < 1:
-    training.fail(f"num_samples must be at least 1, got {num_samples}")
-if max_new_tokens < 0:
-    training.fail(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-if temperature < 0:
-    training.fail(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-if not 0 <= top_p <= 1:
-    training.fail(f"top_p must be between 0 and 1 (0 = off), got {top_p}")
 
 run_device = training.pick_device(device)
 precision = training.resolve_dtype(dtype, run_device)

@@ -30,11 +30,12 @@ from model_gpt import GPT, GPTConfig
 # I/O
 out_dir = "out-shakespeare-char"
 eval_interval = 250
-log_interval = 10
+log_interval = 10             # a progress line every this many iterations (0: none)
 eval_iters = 100
 eval_only = False             # evaluate once and exit
 always_save_checkpoint = True  # write ckpt.pt at every eval (else only when the run stops or ends); best.pt is written whenever val loss improves
 init_from = "scratch"         # 'scratch', 'resume' (from out_dir/ckpt.pt), 'auto' (resume if it exists) or 'gpt2*'
+overwrite = False             # let a fresh run replace the trained model in out_dir
 # logging
 wandb_log = False
 wandb_project = "tinyformers"
@@ -178,6 +179,9 @@ if init_mode == "scratch":
         training.fail(str(e))
 elif init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="train first, or use --init_from=scratch")
+    training.check_resume_settings(config, checkpoint, ["n_layer", "n_head", "n_embd", "bias", "pos_encoding",
+                                   "rope_theta", "norm", "norm_eps", "norm_placement", "qk_norm", "mlp",
+                                   "mlp_hidden", "tie_weights"], ckpt_path)
     # the architecture comes from the checkpoint; only dropout may change when resuming
     model_args = {**checkpoint["model_args"], "dropout": dropout, "flash": flash}
     model = GPT(GPTConfig(**model_args))
@@ -289,6 +293,8 @@ def save(reason, last=True, best=False):
 
 # -----------------------------------------------------------------------------
 # training loop
+if init_mode != "resume" and not eval_only:
+    training.check_fresh_out_dir(out_dir, overwrite)  # on every rank: none may wait for one that stopped
 if ddp.master:
     os.makedirs(out_dir, exist_ok=True)
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
@@ -350,12 +356,13 @@ while True:
 
     iter_num += 1
     tokens_seen += tokens_per_iter
-    if iter_num % log_interval == 0:
+    log_now = log_interval > 0 and iter_num % log_interval == 0
+    if log_now:
         guard.check()
         loss_value = loss.item() * micro_steps  # waits for the device: the time below is real
     step_seconds += time.time() - step_start
     eval_window = [eval_window[0] + time.time() - step_start, eval_window[1] + tokens_per_iter]
-    if iter_num % log_interval == 0 and ddp.master:
+    if log_now and ddp.master:
         dt, step_seconds = step_seconds / log_interval, 0.0
         # per device: peak_flops is one device's peak, and each process does 1/world_size of the tokens
         mfu = model.estimate_mfu(tokens_per_iter / ddp.world_size, dt, peak_flops)

@@ -37,6 +37,7 @@ from model_vit import ViT, ViTConfig
 # I/O
 out_dir = "out-vit"
 init_from = "scratch"  # "scratch", "resume" (from out_dir/ckpt.pt) or "auto" (resume if it exists)
+overwrite = False      # let a fresh run replace the trained model in out_dir
 eval_only = False      # evaluate the resumed checkpoint on the test set, then exit
 log_interval = 50      # print a progress line every this many steps
 wandb_log = False      # also log to Weights & Biases (works with WANDB_MODE=offline)
@@ -109,6 +110,8 @@ torch.manual_seed(seed + ddp.rank)  # each rank its own DropPath and MixUp draws
 if device_type == "cuda":
     torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores where any are left
     torch.backends.cudnn.allow_tf32 = True
+if init_mode != "resume":
+    training.check_fresh_out_dir(out_dir, overwrite)  # on every rank: none may wait for one that stopped
 if ddp.master:
     os.makedirs(out_dir, exist_ok=True)
 
@@ -208,6 +211,8 @@ elapsed_before = 0.0  # training seconds of the run(s) this one resumes
 start_step, resumed_loss_sum = 0, 0.0  # where in the first epoch to start, and its train loss so far
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "ViT", "train first with --init_from=scratch, or check --out_dir")
+    training.check_resume_settings(config, checkpoint, ["patch_size", "n_layer", "n_head", "n_embd", "mlp_ratio", "dropout",
+                                   "attn_dropout", "drop_path", "pool", "norm", "bias"], ckpt_path)
     model_config = ViTConfig(**checkpoint["model_args"])  # the shape is the checkpoint's, not the flags'
     if model_config.n_classes != n_classes:
         training.fail(f"the checkpoint has {model_config.n_classes} classes, {dataset} has {n_classes}")

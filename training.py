@@ -33,6 +33,23 @@ def fail(message):
 # -----------------------------------------------------------------------------
 # config: plain-Python config files, then --key=value overrides
 
+# The allowed range of every numeric setting any script has, checked by configure() once all config
+# files and overrides are applied, before anything is read or written. A new setting joins with a line.
+AT_LEAST_1 = (lambda v: v >= 1, "at least 1")
+AT_LEAST_0 = (lambda v: v >= 0, ">= 0")
+POSITIVE = (lambda v: v > 0, "> 0")
+BELOW_1 = (lambda v: 0 <= v < 1, "in [0, 1)")
+RANGES = {
+    **dict.fromkeys(["batch_size", "block_size", "n_layer", "n_head", "n_embd", "patch_size", "eval_interval",
+                     "eval_iters", "gradient_accumulation_steps", "epochs", "num_samples", "eval_tokens"], AT_LEAST_1),
+    **dict.fromkeys(["max_iters", "warmup_iters", "lr_decay_iters", "min_lr", "weight_decay", "grad_clip",
+                     "warmup_epochs", "stop_at_epoch", "num_workers", "mlp_hidden", "max_new_tokens", "temperature",
+                     "top_k", "mixup", "cutmix", "peak_flops", "log_interval", "syntax_samples"], AT_LEAST_0),
+    **dict.fromkeys(["learning_rate", "mlp_ratio", "rope_theta", "norm_eps"], POSITIVE),
+    **dict.fromkeys(["beta1", "beta2", "dropout", "attn_dropout", "drop_path", "label_smoothing"], BELOW_1),
+    **dict.fromkeys(["top_p", "random_erasing"], (lambda v: 0 <= v <= 1, "in [0, 1]")),
+}
+
 def configure(defaults, argv):
     """
     Return the config: `defaults` (the training script's module-level settings) updated by each
@@ -87,6 +104,10 @@ def configure(defaults, argv):
                 config[key] == "auto" and isinstance(value, bool)):
             value = text  # --start=42 is the text "42" where a string is expected
         set_key(key, value, "command line")
+    for key, value in config.items():
+        check, allowed = RANGES.get(key, (None, None))
+        if check and isinstance(value, (int, float)) and not isinstance(value, bool) and not check(value):
+            fail(f"{key} must be {allowed}, got {value}")
     return config
 
 
@@ -273,6 +294,26 @@ def load_checkpoint(path, model_name, hint="train first, or check --out_dir"):
         kind = checkpoint.get("kind") if isinstance(checkpoint, dict) else type(checkpoint).__name__
         fail(f"{path} is a {kind!r} checkpoint, not a {model_name or 'GPT or ViT'}'s")
     return checkpoint
+
+
+def check_fresh_out_dir(out_dir, overwrite):
+    """A run that starts from scratch (or from GPT-2) must not silently replace a trained model."""
+    trained = [name for name in CHECKPOINT_FILES.values() if os.path.exists(os.path.join(out_dir, name))]
+    if trained and not overwrite:
+        fail(f"{out_dir} already holds a trained model ({', '.join(trained)}): continue it with --init_from=resume, "
+             f"train elsewhere with --out_dir, or replace it with --overwrite=True")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        fail(f"out_dir {out_dir} is a file, not a directory")
+
+
+def check_resume_settings(config, checkpoint, keys, ckpt_path):
+    """Resuming trains the checkpoint's model: a setting of that model given differently now would be
+    ignored, then saved in the checkpoint's config as if it had been used. Refuse, naming them."""
+    saved = checkpoint["config"]
+    changed = [f"--{key}={saved[key]}" for key in keys if key in saved and config[key] != saved[key]]
+    if changed:
+        fail(f"{ckpt_path} was trained with {' '.join(changed)}: resume with the checkpoint's settings, "
+             f"or start a new run in another --out_dir")
 
 
 def load_trained(out_dir, which, model_name=None):

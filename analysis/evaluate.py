@@ -42,8 +42,6 @@ config, checkpoint = common.configure({k: v for k, v in globals().items()
 globals().update(config)
 if split not in ("val", "train"):
     training.fail(f"split must be 'val' or 'train', got '{split}'")
-if eval_tokens < 1 or batch_size < 1:
-    training.fail(f"eval_tokens ({eval_tokens}) and batch_size ({batch_size}) must be at least 1")
 run_device = training.pick_device(device)
 precision = training.resolve_dtype(dtype, run_device)
 model = common.load_model(checkpoint, run_device)

@@ -96,8 +96,6 @@ def main():
     settings = training.configure({"out_dir": "out-python-code", "ckpt": "best", "num_samples": 50,
                                    "max_new_tokens": 250, "temperature": 0.8, "top_k": 200, "seed": 1337,
                                    "device": "auto", "show": 0}, sys.argv[1:])
-    if settings["num_samples"] < 1:
-        training.fail(f"num_samples must be at least 1, got {settings['num_samples']}")
     device = training.pick_device(settings["device"])
     torch.manual_seed(settings["seed"])
     checkpoint = training.load_trained(settings["out_dir"], settings["ckpt"], "GPT")

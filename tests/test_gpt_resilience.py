@@ -288,6 +288,22 @@ BAD_INPUT = {
     "zero samples": (None, ["sample.py"], ["--num_samples=0"], "num_samples must be at least 1, got 0"),
     "negative temperature": (None, ["sample.py"], ["--temperature=-0.5"], "temperature must be >= 0"),
     "mistyped key": (None, ["train_gpt.py"], ["--max_iter=5"], "did you mean max_iters"),
+    # every numeric setting's range is checked in one place (training.RANGES), before anything is written
+    "zero batch": (None, ["train_gpt.py"], ["--batch_size=0"], "batch_size must be at least 1, got 0"),
+    "zero block": (None, ["train_gpt.py"], ["--block_size=0"], "block_size must be at least 1, got 0"),
+    "zero heads": (None, ["train_gpt.py"], ["--n_head=0"], "n_head must be at least 1, got 0"),
+    "zero eval interval": (None, ["train_gpt.py"], ["--eval_interval=0"], "eval_interval must be at least 1, got 0"),
+    "no eval batches": (None, ["train_gpt.py"], ["--eval_iters=0"], "eval_iters must be at least 1, got 0"),
+    "negative iterations": (None, ["train_gpt.py"], ["--max_iters=-5"], "max_iters must be >= 0, got -5"),
+    "no micro-steps": (None, ["train_gpt.py"], ["--gradient_accumulation_steps=0"],
+                       "gradient_accumulation_steps must be at least 1, got 0"),
+    "negative learning rate": (None, ["train_gpt.py"], ["--learning_rate=-1e-3"], "learning_rate must be > 0"),
+    "beta of 1": (None, ["train_gpt.py"], ["--beta2=1.0"], "beta2 must be in [0, 1), got 1.0"),
+    "negative top_k": (None, ["sample.py"], ["--top_k=-1"], "top_k must be >= 0, got -1"),
+    # a fresh run never silently replaces a trained model; a resume never silently ignores a changed shape
+    "scratch over a trained run": (None, ["train_gpt.py"], ["--max_iters=1"], "already holds a trained model (ckpt.pt, best.pt)"),
+    "changed architecture on resume": (None, ["train_gpt.py"], ["--init_from=resume", "--n_layer=3", "--mlp=relu"],
+                                       "was trained with --n_layer=2 --mlp=gelu: resume with the checkpoint's settings"),
     "mistyped value": (None, ["train_gpt.py"], ["--dropout=high"], "must be float like its default"),
     "bad choice": (None, ["train_gpt.py"], ["--init_from=gtp2"], "init_from must be scratch, resume, auto"),
 }
@@ -310,6 +326,12 @@ def test_bad_input_is_a_one_line_error_and_damages_nothing(workdir, case):
     assert error.startswith("error: ") and message in error, error
     assert "Traceback" not in result.stderr
     assert checksums(workdir) == before
+
+
+def test_overwrite_lets_a_fresh_run_replace_a_trained_one(workdir):
+    before = torch.load(workdir / "out" / "ckpt.pt", weights_only=True)["iter_num"]
+    run(*train_args(workdir, "--max_iters=4", "--eval_interval=2", "--overwrite=True"))
+    assert before == 10 and torch.load(workdir / "out" / "ckpt.pt", weights_only=True)["iter_num"] == 4
 
 
 def test_a_prompt_longer_than_the_context_is_cropped_with_a_warning(workdir):

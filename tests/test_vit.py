@@ -318,6 +318,17 @@ def assert_one_line_error(code, err, expected):
     assert err.strip().startswith("error: ") and expected in err, err
 
 
+@pytest.mark.parametrize("flags, expected", [
+    (["--init_from=resume", "--n_layer=3"], "was trained with --n_layer=2: resume with the checkpoint's settings"),
+    (["--epochs=5"], "already holds a trained model (ckpt.pt, best.pt): continue it with --init_from=resume"),
+    (["--init_from=resume", "--label_smoothing=1.5"], "label_smoothing must be in [0, 1), got 1.5"),
+])
+def test_resuming_or_restarting_a_trained_run_wrongly_is_a_one_line_error(first_epoch, flags, expected):
+    out_dir, args = first_epoch
+    code, _, err = train_vit(*args, f"--out_dir={out_dir}", *flags)
+    assert_one_line_error(code, err, expected)
+
+
 def test_missing_dataset_with_download_off_is_a_one_line_error(tmp_path):
     code, _, err = train_vit(f"--data_dir={tmp_path}", "--download=False", *TINY_MODEL)
     assert_one_line_error(code, err, f"CIFAR-10 not found in {tmp_path}; run with --download=True")
