@@ -297,7 +297,10 @@ if init_mode != "resume" and not eval_only:
     training.check_fresh_out_dir(out_dir, overwrite)  # on every rank: none may wait for one that stopped
 if ddp.master:
     os.makedirs(out_dir, exist_ok=True)
+    training.remove_stale_temp_files(out_dir)
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
+if init_mode == "resume" and not eval_only:
+    metrics.forget_after("iter", last_eval_iter)
 step_seconds = 0.0  # time in training steps since the last log line (evals excluded)
 flops_per_token = model.estimate_flops_per_token()
 eval_window = [0.0, 0]  # training seconds and tokens since the last evaluation, for its throughput

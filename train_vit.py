@@ -114,6 +114,7 @@ if init_mode != "resume":
     training.check_fresh_out_dir(out_dir, overwrite)  # on every rank: none may wait for one that stopped
 if ddp.master:
     os.makedirs(out_dir, exist_ok=True)
+    training.remove_stale_temp_files(out_dir)
 
 # -----------------------------------------------------------------------------
 # data: torchvision's CIFAR loaders, augmentation seeded per image so resume is exact
@@ -302,6 +303,8 @@ def save(step_in_epoch, loss_sum, last=True, best=False):
 # training loop: one pass over the training set per epoch, evaluation and checkpoints after each
 
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
+if init_mode == "resume" and not eval_only:
+    metrics.forget_after("epoch", epoch)
 last_log_time = time.time()
 total_steps = epochs * steps_per_epoch
 warmup_steps = int(warmup_epochs * steps_per_epoch)

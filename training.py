@@ -251,6 +251,26 @@ def atomic_write(path):
         os.close(dir_fd)
 
 
+def remove_stale_temp_files(directory):
+    """Delete the .tmp-PID-* files atomic_write left behind when a process was killed mid-write
+    (SIGKILL, power loss): their PID no longer runs. A live writer's file is left alone."""
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        pid = name.split("-")[1] if name.startswith(".tmp-") and name.count("-") >= 2 else ""
+        if pid.isdigit() and not pid_alive(int(pid)):
+            os.remove(os.path.join(directory, name))
+            print(f"removed {os.path.join(directory, name)}, left by an interrupted write")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user's process
+    return True
+
+
 def save_checkpoint(checkpoint, path):
     with atomic_write(path) as tmp_path, open(tmp_path, "wb") as f:
         torch.save(checkpoint, f)
@@ -471,6 +491,28 @@ class MetricsLog:
             import wandb  # optional at run time: only imported when asked for
             self.wandb = wandb.init(project=wandb_project, name=wandb_run_name, config=config)
 
+    def forget_after(self, key, value):
+        """Drop the records whose `key` is past `value`. A resumed run calls it with its checkpoint's
+        position: a run that crashed between logging an evaluation and saving its checkpoint would
+        otherwise log that evaluation twice."""
+        if not self.enabled or not os.path.exists(self.jsonl_path):
+            return
+        with open(self.jsonl_path) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        kept = [r for r in records if value is not None and r.get(key, value) <= value]
+        if len(kept) == len(records):
+            return
+        with atomic_write(self.jsonl_path) as tmp_path, open(tmp_path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        if os.path.exists(self.csv_path):
+            with open(self.csv_path, newline="") as f:
+                fields = next(csv.reader(f), list(kept[0]) if kept else [])
+            with atomic_write(self.csv_path) as tmp_path, open(tmp_path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(kept)
+        print(f"{self.jsonl_path}: dropped {len(records) - len(kept)} record(s) logged after the checkpoint")
+
     def log(self, record):
         if not self.enabled:
             return
@@ -544,6 +586,7 @@ def write_dataset(data_dir, train_ids, val_ids, meta):
 
 
 def write_meta(meta, data_dir):
+    remove_stale_temp_files(data_dir)  # the dataset is complete: what an earlier, killed prepare left goes
     with atomic_write(os.path.join(data_dir, "meta.json")) as tmp_path, open(tmp_path, "w") as f:
         json.dump(meta, f, ensure_ascii=False)
 

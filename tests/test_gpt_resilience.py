@@ -161,6 +161,21 @@ def test_sample_compile_generates_through_the_compiled_model(workdir):
     assert compiled.stdout == run("sample.py", *args).stdout
 
 
+def test_a_resume_drops_log_lines_after_its_checkpoint_and_stale_temp_files(workdir):
+    out = workdir / "out"
+    with open(out / "log.jsonl", "a") as f:  # an eval logged at 15, then the run was killed before it saved
+        f.write(json.dumps({"iter": 15, "train_loss": 9.0, "val_loss": 9.0}) + "\n")
+    stale = out / ".tmp-4194305-ckpt.pt"  # above Linux's largest pid: no process has it
+    stale.write_bytes(b"half a checkpoint")
+    run(*train_args(workdir, "--init_from=resume", "--max_iters=20", "--eval_interval=5"))
+    with open(out / "log.jsonl") as f:
+        log = [json.loads(line) for line in f]
+    assert [r["iter"] for r in log] == [0, 10, 15, 20] and log[2]["val_loss"] != 9.0
+    with open(out / "log.csv") as f:
+        assert [line.split(",")[0] for line in f][1:] == ["0", "10", "15", "20"]
+    assert not stale.exists()
+
+
 def test_init_from_auto_starts_from_scratch_without_a_checkpoint(workdir):
     result = run(*train_args(workdir, "--init_from=auto", "--max_iters=2", f"--out_dir={workdir / 'fresh'}"))
     assert "step 0:" in result.stdout
