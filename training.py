@@ -87,7 +87,12 @@ def configure(defaults, argv):
                 fail(f"config file '{arg}' does not exist (config files are in config/)")
             # run the config file in its own namespace (not exec'd into the script's globals) and
             # take every public assignment
-            for key, value in runpy.run_path(arg).items():
+            try:
+                namespace = runpy.run_path(arg)
+            except Exception as e:  # a syntax error, a failing import: the file's problem, in one line
+                where = f" (line {e.lineno})" if isinstance(e, SyntaxError) else ""
+                fail(f"config file '{arg}' could not be run{where}: {type(e).__name__}: {e}")
+            for key, value in namespace.items():
                 if not key.startswith("_") and not callable(value) and not hasattr(value, "__spec__"):
                     set_key(key, value, arg)
             continue
@@ -115,6 +120,10 @@ def configure(defaults, argv):
 # devices, distributed data parallel, mixed precision
 
 def pick_device(device):
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        fail(f"device={device}, but PyTorch sees no CUDA GPU here; use --device=cpu or --device=auto")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        fail("device=mps, but PyTorch sees no Apple GPU here; use --device=cpu or --device=auto")
     if device != "auto":
         return device
     if torch.cuda.is_available():

@@ -315,6 +315,11 @@ BAD_INPUT = {
     "negative learning rate": (None, ["train_gpt.py"], ["--learning_rate=-1e-3"], "learning_rate must be > 0"),
     "beta of 1": (None, ["train_gpt.py"], ["--beta2=1.0"], "beta2 must be in [0, 1), got 1.0"),
     "negative top_k": (None, ["sample.py"], ["--top_k=-1"], "top_k must be >= 0, got -1"),
+    "cuda without a GPU": (None, ["train_gpt.py"], ["--device=cuda"], "device=cuda, but PyTorch sees no CUDA GPU"),
+    "config with a syntax error": (lambda w: (w / "broken.py").write_text("batch_size = = 3\n"), ["train_gpt.py"],
+                                   ["BROKEN_CONFIG"], "could not be run (line 1): SyntaxError"),
+    "config with a failing import": (lambda w: (w / "broken.py").write_text("import not_a_module\n"), ["train_gpt.py"],
+                                     ["BROKEN_CONFIG"], "could not be run: ModuleNotFoundError"),
     # a fresh run never silently replaces a trained model; a resume never silently ignores a changed shape
     "scratch over a trained run": (None, ["train_gpt.py"], ["--max_iters=1"], "already holds a trained model (ckpt.pt, best.pt)"),
     "changed architecture on resume": (None, ["train_gpt.py"], ["--init_from=resume", "--n_layer=3", "--mlp=relu"],
@@ -330,6 +335,7 @@ def test_bad_input_is_a_one_line_error_and_damages_nothing(workdir, case):
     if damage:
         damage(workdir)
     before = checksums(workdir)
+    extra = [str(workdir / "broken.py") if arg == "BROKEN_CONFIG" else arg for arg in extra]
     if script == ["train_gpt.py"]:
         args = train_args(workdir, *extra)
     else:
