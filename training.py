@@ -11,6 +11,7 @@ import difflib
 import json
 import math
 import os
+import pickle
 import random
 import runpy
 import signal
@@ -679,33 +680,73 @@ CIFAR = {  # torchvision class name, what we call it, per-channel mean and std o
 }
 
 
+class CIFARArrays(pickle.Unpickler):
+    """Unpickles CIFAR's batch files and nothing else. They hold dicts of strings, numbers, lists and
+    numpy arrays; unpickling may call any function a file names (that is how a crafted file runs
+    code), so every global but numpy's array reconstruction is refused."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}  # how protocol-2 pickles written by Python 3 spell bytes
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which no CIFAR file holds")
+        return super().find_class(module, name)
+
+
+class CIFARImages(torch.utils.data.Dataset):
+    """A CIFAR split as PIL images and int labels, like torchvision's CIFAR10/CIFAR100 (whose download
+    and md5 lists it uses), but read through CIFARArrays: a file from elsewhere cannot run code."""
+
+    def __init__(self, files, meta_file, meta_key, transform=None):
+        from PIL import Image
+        self.to_image, self.transform = Image.fromarray, transform
+        data, self.targets = [], []
+        for path in [*files, meta_file]:
+            try:
+                with open(path, "rb") as f:
+                    entry = CIFARArrays(f, encoding="latin1").load()  # the files are Python 2 pickles
+            except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError) as e:
+                fail(f"{path} is not a CIFAR batch file (refused as unsafe or damaged: {e})")
+            if path == meta_file:
+                self.classes = entry[meta_key]
+            else:
+                data.append(entry["data"])
+                self.targets.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, 32, 32, 3) HWC
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        image = self.to_image(self.data[index])
+        return (image if self.transform is None else self.transform(image)), self.targets[index]
+
+
 def load_cifar(dataset, data_dir, train, download, verify_md5):
-    """The train or test split as torchvision's CIFAR10/CIFAR100 dataset (PIL images, int labels)."""
+    """The train or test split of CIFAR-10/100 in data_dir (downloaded by torchvision's code if asked),
+    as a CIFARImages dataset. verify_md5=False skips the md5 sums, for a copy you made yourself."""
     from torchvision import datasets
+    from torchvision.datasets.utils import check_integrity, download_and_extract_archive
     if dataset not in CIFAR:
         fail(f"dataset must be cifar10 or cifar100, got '{dataset}'")
     class_name, name, _, _ = CIFAR[dataset]
-    cifar_class = getattr(datasets, class_name)
-    if not verify_md5:
-        # The same torchvision class, reading the files the same way, but with no md5 sums to check
-        # against: torchvision's check_integrity then only checks that each file exists. For a copy
-        # you wrote yourself (the tests' small CIFAR-format files); real downloads keep the check.
-        cifar_class = type(cifar_class.__name__ + "Unverified", (cifar_class,), {
-            "train_list": [[file, None] for file, _ in cifar_class.train_list],
-            "test_list": [[file, None] for file, _ in cifar_class.test_list],
-            "meta": {**cifar_class.meta, "md5": None},
-        })
-    folder = os.path.join(data_dir, cifar_class.base_folder)
-    if not download and not os.path.isdir(folder):
-        fail(f"{name} not found in {data_dir}; run with --download=True or put {cifar_class.base_folder} there")
-    try:
-        return cifar_class(data_dir, train=train, download=download)
-    except RuntimeError as e:  # torchvision's "not found or corrupted"
-        hint = "" if not verify_md5 else " (for a copy you made yourself: --verify_md5=False)"
-        fail(f"{name} in {folder} is incomplete or corrupted: {e}{hint}")
-    except OSError as e:  # no network, or the download broke off
-        fail(f"could not download {name} ({e}); put {cifar_class.base_folder} in {data_dir} "
-             f"and run with --download=False")
+    spec = getattr(datasets, class_name)  # torchvision's file names, url and md5 sums
+    folder = os.path.join(data_dir, spec.base_folder)
+    files = [(os.path.join(folder, file), md5) for file, md5 in (spec.train_list if train else spec.test_list)]
+    files.append((os.path.join(folder, spec.meta["filename"]), spec.meta["md5"]))
+    if download and not all(check_integrity(path, md5) for path, md5 in files):
+        try:
+            download_and_extract_archive(spec.url, data_dir, filename=spec.filename, md5=spec.tgz_md5)
+        except OSError as e:  # no network, or the download broke off
+            fail(f"could not download {name} ({e}); put {spec.base_folder} in {data_dir} and run with --download=False")
+    if not os.path.isdir(folder):
+        fail(f"{name} not found in {data_dir}; run with --download=True or put {spec.base_folder} there")
+    for path, md5 in files:
+        if not check_integrity(path, md5 if verify_md5 else None):
+            hint = " (for a copy you made yourself: --verify_md5=False)" if verify_md5 and os.path.isfile(path) else ""
+            fail(f"{name} in {folder} is incomplete or corrupted: {path} is missing or fails its md5 check{hint}")
+    return CIFARImages([path for path, _ in files[:-1]], files[-1][0], spec.meta["key"])
 
 
 def cifar_normalize(dataset):

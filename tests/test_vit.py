@@ -329,6 +329,21 @@ def test_resuming_or_restarting_a_trained_run_wrongly_is_a_one_line_error(first_
     assert_one_line_error(code, err, expected)
 
 
+def test_a_cifar_file_that_would_run_code_is_refused(tmp_path):
+    data_dir = write_cifar10(tmp_path / "data", random_split(np.random.default_rng(0)), 8)
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with open(os.path.join(data_dir, "cifar-10-batches-py", "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": Exploit()}, f, protocol=2)
+    code, _, err = train_vit(f"--data_dir={data_dir}", "--download=False", "--verify_md5=False", *TINY_MODEL)
+    assert_one_line_error(code, err, "batches.meta is not a CIFAR batch file (refused as unsafe or damaged: it names")
+    assert not marker.exists()
+
+
 def test_missing_dataset_with_download_off_is_a_one_line_error(tmp_path):
     code, _, err = train_vit(f"--data_dir={tmp_path}", "--download=False", *TINY_MODEL)
     assert_one_line_error(code, err, f"CIFAR-10 not found in {tmp_path}; run with --download=True")
