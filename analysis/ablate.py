@@ -211,6 +211,8 @@ for number, (variant, seed) in enumerate(runs, start=1):
         failed.append(f"{variant}-seed{seed} (exit code {returncode})")
     else:
         write_marker(directory, args, finished=True)
+signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C simply ends ablate
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 if stop_signal is not None:
     print(f"stopped ({signal.Signals(stop_signal).name}); run the same command again to resume: "
           f"finished runs are skipped, the stopped one continues from its ckpt.pt")
