@@ -4,7 +4,8 @@ A Vision Transformer (ViT, Dosovitskiy et al. 2020) for small images such as CIF
 Read it top to bottom, in the order an image flows through it:
   1) the image is cut into non-overlapping patches, each projected to an n_embd-vector (a strided conv),
   2) an optional learned CLS token is prepended and learned position embeddings are added,
-  3) n_layer pre-norm transformer blocks mix the tokens (attention) and each token's channels (MLP),
+  3) n_layer transformer blocks mix the tokens (attention) and each token's channels (MLP),
+     pre-norm (x + f(norm(x)), as ViT) or post-norm (norm(x + f(x)), as the 2017 Transformer),
   4) the tokens are pooled (the CLS token, or the mean of all tokens), normed, and a linear head
      gives one logit per class.
 The attention and MLP are written the way nanoGPT writes them, without the causal mask:
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+NORM_PLACEMENTS = ("pre", "post")
+MLPS = ("gelu", "relu", "none")
 
 
 @dataclass
@@ -34,6 +38,8 @@ class ViTConfig:
     drop_path: float = 0.1     # DropPath rate of the last block; earlier blocks get linearly less
     pool: str = "cls"          # "cls": classify from a learned CLS token; "mean": average all patch tokens
     norm: str = "layernorm"    # "layernorm" or "rmsnorm"
+    norm_placement: str = "pre"  # pre: x + f(norm(x)) (ViT); post: norm(x + f(x)) (2017 Transformer)
+    mlp: str = "gelu"          # the MLP's nonlinearity: gelu (ViT), relu, or none (a purely linear MLP)
     bias: bool = True          # biases in Linear layers and LayerNorm
     flash: bool = True         # F.scaled_dot_product_attention where it is fast; False = the explicit math
 
@@ -46,6 +52,9 @@ class ViTConfig:
             raise ValueError(f"pool must be 'cls' or 'mean', got {self.pool!r}")
         if self.norm not in ("layernorm", "rmsnorm"):
             raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', got {self.norm!r}")
+        for field, choices in (("norm_placement", NORM_PLACEMENTS), ("mlp", MLPS)):
+            if getattr(self, field) not in choices:
+                raise ValueError(f"{field}={getattr(self, field)!r} is not one of {', '.join(choices)}")
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"drop_path must be in [0, 1), got {self.drop_path}")
 
@@ -154,19 +163,22 @@ class MLP(nn.Module):
         super().__init__()
         hidden = int(config.mlp_ratio * config.n_embd)
         self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
-        self.gelu = nn.GELU()
+        # "none" keeps both matrices (the same parameters), but with nothing between them their product
+        # is one linear map: what the nonlinearity buys is then measured at equal size
+        self.act = {"gelu": nn.GELU(), "relu": nn.ReLU(), "none": nn.Identity()}[config.mlp]
         self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):                      # (B, N, C) -> (B, N, hidden) -> (B, N, C)
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class Block(nn.Module):
     """
     Pre-norm residual block: x + f(norm(x)). The residual stream itself is never normalized, so the
     gradient reaches early layers undamped, which is what lets deep transformers train without
-    a long warmup dance.
+    a long warmup dance. Post-norm (norm_placement="post"): norm(x + f(x)), every block's output
+    normalized, as in the 2017 Transformer; its gradient passes a norm per block on the way down.
     """
 
     def __init__(self, config, drop_path):
@@ -176,8 +188,12 @@ class Block(nn.Module):
         self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
         self.drop_path = DropPath(drop_path)
+        self.post_norm = config.norm_placement == "post"
 
     def forward(self, x):                      # (B, N, C)
+        if self.post_norm:
+            x = self.ln_1(x + self.drop_path(self.attn(x)))
+            return self.ln_2(x + self.drop_path(self.mlp(x)))
         x = x + self.drop_path(self.attn(self.ln_1(x)))  # tokens exchange information
         x = x + self.drop_path(self.mlp(self.ln_2(x)))   # each token is transformed on its own
         return x
@@ -202,7 +218,9 @@ class ViT(nn.Module):
         # needs, so they are dropped least (0 for the first block, drop_path for the last)
         rates = [config.drop_path * i / max(1, config.n_layer - 1) for i in range(config.n_layer)]
         self.blocks = nn.ModuleList([Block(config, rate) for rate in rates])
-        self.ln_f = make_norm(config)
+        # post-norm blocks already end in a norm: a second one straight after would be redundant (with
+        # mean pooling, the average of normalized tokens, at most unit RMS, is what the head reads)
+        self.ln_f = make_norm(config) if config.norm_placement == "pre" else nn.Identity()
         self.head = nn.Linear(config.n_embd, config.n_classes, bias=config.bias)
         self.apply(self._init_weights)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)

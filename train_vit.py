@@ -60,6 +60,8 @@ attn_dropout = 0.0
 drop_path = 0.1        # stochastic depth of the last block (linearly less in earlier ones)
 pool = "cls"           # "cls" or "mean"
 norm = "layernorm"     # "layernorm" or "rmsnorm"
+norm_placement = "pre" # "pre": x + f(norm(x)) (ViT) or "post": norm(x + f(x)) (the 2017 Transformer)
+mlp = "gelu"           # the MLP's nonlinearity: "gelu", "relu" or "none"
 bias = True
 # augmentation and regularization
 autoaugment = "trivialaugment"  # "trivialaugment", "randaugment" or "none"
@@ -224,7 +226,7 @@ else:
         model_config = ViTConfig(img_size=32, patch_size=patch_size, in_chans=3, n_classes=n_classes,
                                  n_layer=n_layer, n_head=n_head, n_embd=n_embd, mlp_ratio=mlp_ratio,
                                  dropout=dropout, attn_dropout=attn_dropout, drop_path=drop_path,
-                                 pool=pool, norm=norm, bias=bias)
+                                 pool=pool, norm=norm, norm_placement=norm_placement, mlp=mlp, bias=bias)
     except ValueError as e:
         training.fail(str(e))
 model = ViT(model_config).to(ddp.device)

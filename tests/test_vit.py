@@ -10,6 +10,7 @@ these files are not the real ones, so the scripts run with --verify_md5=False.
 """
 
 import json
+import math
 import os
 import pickle
 import shutil
@@ -123,6 +124,79 @@ def test_bad_shapes_raise_value_errors():
         ViTConfig(img_size=32, patch_size=5)
     with pytest.raises(ValueError, match="does not divide"):
         ViTConfig(n_head=5, n_embd=192)
+
+
+def hand_block(block, x, norm_placement, mlp):
+    """A Block's output written out from its weights: LayerNorm, attention, MLP and the residual
+    adds, in the order norm_placement puts them."""
+    B, N, C = x.shape
+    nh = block.attn.n_head
+
+    def layernorm(norm, h):
+        mean, var = h.mean(-1, keepdim=True), ((h - h.mean(-1, keepdim=True)) ** 2).mean(-1, keepdim=True)
+        return (h - mean) / torch.sqrt(var + 1e-6) * norm.weight + norm.bias
+
+    def linear(layer, h):
+        return h @ layer.weight.T + layer.bias
+
+    def attention(h):
+        q, k, v = (t.view(B, N, nh, C // nh).transpose(1, 2) for t in linear(block.attn.c_attn, h).split(C, dim=-1))
+        probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(C // nh), dim=-1)
+        return linear(block.attn.c_proj, (probs @ v).transpose(1, 2).reshape(B, N, C))
+
+    activation = {"gelu": lambda h: 0.5 * h * (1 + torch.erf(h / math.sqrt(2))),  # exact GELU, as nn.GELU()
+                  "relu": lambda h: torch.where(h > 0, h, torch.zeros_like(h)),
+                  "none": lambda h: h}[mlp]
+
+    def feed_forward(h):
+        return linear(block.mlp.c_proj, activation(linear(block.mlp.c_fc, h)))
+
+    if norm_placement == "pre":
+        h = x + attention(layernorm(block.ln_1, x))
+        return h + feed_forward(layernorm(block.ln_2, h))
+    h = layernorm(block.ln_1, x + attention(x))
+    return layernorm(block.ln_2, h + feed_forward(h))
+
+
+@pytest.mark.parametrize("norm_placement", ["pre", "post"])
+@pytest.mark.parametrize("mlp", ["gelu", "relu", "none"])
+def test_block_equals_its_formula_written_out(norm_placement, mlp):
+    torch.manual_seed(0)
+    model = ViT(ViTConfig(n_layer=1, n_head=2, n_embd=16, norm_placement=norm_placement, mlp=mlp)).eval()
+    with torch.no_grad():
+        for param in model.parameters():  # away from the init's ones and zeros, so every term shows
+            param.copy_(torch.randn_like(param) * 0.5)
+    x = torch.randn(2, 65, 16)
+    assert torch.allclose(model.blocks[0](x), hand_block(model.blocks[0], x, norm_placement, mlp), atol=1e-5)
+
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_post_norm_has_no_final_norm_and_pre_norm_does(pool):
+    """Post-norm blocks end in a norm, so the head reads the pooled block output as it is; pre-norm
+    normalizes it first (ln_f)."""
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 32, 32)
+    for norm_placement in ("pre", "post"):
+        model = ViT(ViTConfig(n_layer=2, n_head=2, n_embd=16, pool=pool, norm_placement=norm_placement)).eval()
+        x = model.patch_embed(images)
+        if pool == "cls":
+            x = torch.cat([model.cls_token.expand(2, -1, -1), x], dim=1)
+        x = x + model.pos_embed
+        for block in model.blocks:
+            x = block(x)
+        pooled = x[:, 0] if pool == "cls" else x.mean(dim=1)
+        if norm_placement == "pre":
+            pooled = F.layer_norm(pooled, (16,), model.ln_f.weight, model.ln_f.bias, eps=1e-6)
+        else:
+            assert not any(name.startswith("ln_f") for name, _ in model.named_parameters())
+        assert torch.allclose(model(images)[0], model.head(pooled), atol=1e-5)
+
+
+@pytest.mark.parametrize("field, value, valid", [("norm_placement", "middle", "pre, post"),
+                                                 ("mlp", "swish", "gelu, relu, none")])
+def test_unknown_option_values_raise_value_errors_listing_the_valid_ones(field, value, valid):
+    with pytest.raises(ValueError, match=f"{field}='{value}' is not one of {valid}"):
+        ViTConfig(**{field: value})
 
 
 def test_weight_decay_only_on_weight_matrices():
@@ -355,7 +429,9 @@ def test_files_failing_the_md5_check_are_a_one_line_error(random_cifar):
 
 
 @pytest.mark.parametrize("flag, expected", [("--patch_size=5", "image size 32 is not divisible by patch size 5"),
-                                            ("--n_head=5", "n_head=5 does not divide n_embd=32")])
+                                            ("--n_head=5", "n_head=5 does not divide n_embd=32"),
+                                            ("--mlp=swish", "mlp='swish' is not one of gelu, relu, none"),
+                                            ("--norm_placement=middle", "norm_placement='middle' is not one of pre, post")])
 def test_bad_model_shape_is_a_one_line_error(random_cifar, flag, expected):
     code, _, err = train_vit(f"--data_dir={random_cifar}", "--download=False", "--verify_md5=False",
                              *TINY_MODEL, flag)

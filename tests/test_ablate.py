@@ -1,0 +1,198 @@
+"""
+analysis/ablate.py on a tiny GPT (2 layers, 32 wide) and a few KB of text: the table's rows and
+numbers against the runs' own logs, a stop mid-run and a failed run that the next call completes
+without repeating what was done, a re-run that starts nothing, the dry run, and bad configs.
+"""
+
+import json
+import math
+import os
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEXT = "".join(f"the cat sat on mat {i % 5}.\n" for i in range(300))
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+TWO_BY_TWO = {"gelu": {}, "relu": {"mlp": "relu"}}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablate-data")
+    (root / "input.txt").write_text(TEXT)
+    subprocess.run([sys.executable, "prepare/shakespeare_char.py", "--input", str(root / "input.txt"),
+                    "--out_dir", str(root / "tiny")], cwd=ROOT, check=True, capture_output=True)
+    return str(root)
+
+
+def write_ablation(path, data_dir, variants, baseline="gelu", script="train_gpt.py", max_iters=6, **extra):
+    """An ablation config for a tiny GPT, evaluated every max_iters / 4 iterations."""
+    base = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=4, max_iters=max_iters,
+                lr_decay_iters=max_iters, warmup_iters=0, eval_interval=max(1, max_iters // 4), eval_iters=2,
+                log_interval=1000, device="cpu", dtype="float32", compile=False, data_dir=data_dir, dataset="tiny")
+    settings = dict(script=script, base_config="", base_overrides=base, baseline=baseline, variants=variants, **extra)
+    path.write_text("".join(f"{key} = {value!r}\n" for key, value in settings.items()))
+    return str(path)
+
+
+def ablate(*args):
+    return subprocess.run([sys.executable, "analysis/ablate.py", *args], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def read_log(run_dir):
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def marker(run_dir):
+    with open(os.path.join(run_dir, "ablate.json")) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def stopped_then_completed(data_dir, tmp_path_factory):
+    """2 variants x 2 seeds, 200 iterations each: SIGTERM to ablate (alone, as `kill PID` sends it)
+    while the second run trains; then the same command twice. Returns what each step left."""
+    tmp = tmp_path_factory.mktemp("ablate")
+    config = write_ablation(tmp / "act.py", data_dir, TWO_BY_TWO, max_iters=200)
+    out_root = str(tmp / "out")
+    args = [config, "--seeds=2", f"--out_root={out_root}"]
+    second = os.path.join(out_root, "relu-seed1337")  # seeds outermost: the second run is relu's first seed
+    with open(tmp / "stopped.txt", "w") as output:
+        process = subprocess.Popen([sys.executable, "analysis/ablate.py", *args], cwd=ROOT, env=ENV,
+                                   stdout=output, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while not (os.path.exists(os.path.join(second, "log.jsonl")) or process.poll() is not None
+                   or time.time() > deadline):
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        stopped_code = process.wait(timeout=120)
+    stopped = {"code": stopped_code, "output": (tmp / "stopped.txt").read_text(),
+               "first_log": read_log(os.path.join(out_root, "gelu-seed1337")),
+               "second_iter": torch.load(os.path.join(second, "ckpt.pt"), weights_only=True)["iter_num"],
+               "second_finished": marker(second)["finished"],
+               "dirs": sorted(os.listdir(out_root))}
+    completed = ablate(*args)
+    mtimes = {name: os.path.getmtime(os.path.join(out_root, name, "ckpt.pt")) for name in os.listdir(out_root)
+              if os.path.isdir(os.path.join(out_root, name))}
+    again = ablate(*args)
+    return out_root, stopped, completed, again, mtimes
+
+
+def test_a_stopped_ablation_resumes_the_stopped_run_and_repeats_no_finished_one(stopped_then_completed):
+    out_root, stopped, completed, _, _ = stopped_then_completed
+    assert stopped["code"] == 128 + signal.SIGTERM, stopped["output"]
+    assert "run the same command again to resume" in stopped["output"]
+    # the first run finished; the second was stopped part-way (and saved); the other two never started
+    assert stopped["dirs"] == ["gelu-seed1337", "relu-seed1337"]
+    assert marker(os.path.join(out_root, "gelu-seed1337"))["finished"]
+    assert 0 < stopped["second_iter"] < 200 and not stopped["second_finished"]
+
+    assert completed.returncode == 0, completed.stderr
+    assert "[1/4] gelu seed 1337: finished before, skipped" in completed.stdout
+    assert "[2/4] relu seed 1337 (resuming): " in completed.stdout
+    assert "[3/4] gelu seed 1338: " in completed.stdout and "[4/4] relu seed 1338: " in completed.stdout
+    assert read_log(os.path.join(out_root, "gelu-seed1337")) == stopped["first_log"]
+    # resumed, not restarted: every evaluation once, the last at max_iters
+    for name in ("gelu-seed1337", "relu-seed1337", "gelu-seed1338", "relu-seed1338"):
+        assert [r["iter"] for r in read_log(os.path.join(out_root, name))] == [0, 50, 100, 150, 200]
+        assert marker(os.path.join(out_root, name))["finished"]
+
+
+def test_a_rerun_of_a_finished_ablation_starts_no_run(stopped_then_completed):
+    out_root, _, _, again, mtimes = stopped_then_completed
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished before, skipped") == 4 and "train_gpt.py" not in again.stdout
+    assert mtimes == {name: os.path.getmtime(os.path.join(out_root, name, "ckpt.pt")) for name in mtimes}
+
+
+def test_the_table_holds_each_variants_mean_and_std_over_its_runs_logs(stopped_then_completed):
+    out_root, _, _, _, _ = stopped_then_completed
+    with open(os.path.join(out_root, "results.json")) as f:
+        results = json.load(f)
+    with open(os.path.join(out_root, "results.md")) as f:
+        table = f.read()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
+    assert [row.split(" | ")[0] for row in rows] == ["| gelu (baseline)", "| relu"]
+    assert f"python analysis/ablate.py {shlex.quote(results['ablation'])} --seeds=2 --out_root={out_root}" in table
+
+    expected = {}
+    for variant in TWO_BY_TWO:
+        logs = [read_log(os.path.join(out_root, f"{variant}-seed{seed}")) for seed in (1337, 1338)]
+        losses = [min(r["val_loss"] for r in log) for log in logs]
+        throughput = [statistics.mean(r["tokens_per_s"] for r in log[1:]) for log in logs]  # iter 0 trained nothing
+        expected[variant] = {"val_loss": losses, "perplexity": [math.exp(x) for x in losses],
+                             "bits_per_byte": [x / math.log(2) for x in losses],  # one ASCII character per token
+                             "tokens_per_s": throughput, "wall_s": [log[-1]["elapsed_s"] for log in logs]}
+    for variant, row in zip(TWO_BY_TWO, rows):
+        result = results["variants"][variant]
+        for key, values in expected[variant].items():
+            mean, std = statistics.mean(values), statistics.stdev(values)
+            diff = mean - statistics.mean(expected["gelu"][key])
+            assert result["mean"][key] == pytest.approx(mean, rel=1e-12)
+            assert result["std"][key] == pytest.approx(std, rel=1e-12)
+            assert result["diff"][key] == pytest.approx(diff, abs=1e-9)
+        loss_mean, loss_std = statistics.mean(expected[variant]["val_loss"]), statistics.stdev(expected[variant]["val_loss"])
+        cell = f"{loss_mean:.4f} ± {loss_std:.4f}"
+        if variant == "relu":
+            cell += f" ({loss_mean - statistics.mean(expected['gelu']['val_loss']):+.4f})"
+        assert f" | {cell} | " in row, row
+    # the parameter count is the model's (the MLP's width is the same, only its nonlinearity differs)
+    assert results["variants"]["gelu"]["mean"]["params"] == results["variants"]["relu"]["mean"]["params"] > 0
+
+
+def test_a_failed_run_is_reported_and_left_for_the_next_call(data_dir, tmp_path):
+    config = write_ablation(tmp_path / "bad_run.py", data_dir, {"gelu": {}, "swish": {"mlp": "swish"}})
+    args = [config, "--seeds=1", f"--out_root={tmp_path / 'out'}"]
+    first = ablate(*args)
+    assert first.returncode != 0
+    assert first.stderr.strip().splitlines()[-1].startswith("error: 1 run(s) failed: swish-seed1337 (exit code 1)")
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| gelu (baseline) | (none) | 1 | " in table and "Not finished (run the command again to retry): swish-seed1337." in table
+    assert " ± " not in table.split("| variant |")[1]  # one seed: no spread to show
+    # the next call skips the finished run and tries the failed one again
+    assert marker(str(tmp_path / "out" / "gelu-seed1337"))["finished"]
+    assert not marker(str(tmp_path / "out" / "swish-seed1337"))["finished"]
+
+
+def test_dry_run_prints_every_command_and_runs_nothing(data_dir, tmp_path):
+    config = write_ablation(tmp_path / "dry.py", data_dir, TWO_BY_TWO)
+    result = ablate(config, "--seeds=2", "--dry_run=True", f"--out_root={tmp_path / 'out'}", "--max_iters=3")
+    assert result.returncode == 0, result.stderr
+    commands = [shlex.split(line) for line in result.stdout.strip().splitlines()]
+    assert len(commands) == 4 and not (tmp_path / "out").exists()
+    runs = set()
+    for command in commands:
+        assert command[:2] == ["python", "train_gpt.py"] and command[-1] == "--init_from=auto"
+        seed, out_dir = command[-3].removeprefix("--seed="), command[-2].removeprefix("--out_dir=")
+        variant = "relu" if "--mlp=relu" in command else "gelu"
+        assert out_dir == str(tmp_path / "out" / f"{variant}-seed{seed}")
+        assert "--max_iters=3" in command and command.index("--max_iters=3") > command.index("--max_iters=6")
+        runs.add((variant, seed))
+    assert runs == {("gelu", "1337"), ("relu", "1337"), ("gelu", "1338"), ("relu", "1338")}
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(variants=None), "sets no 'variants'"),
+    (dict(baseline="swiglu"), "baseline 'swiglu' is not a variant (gelu, relu)"),
+    (dict(variants={"gelu": {}, "relu": {"mpl": "relu"}}), "variant 'relu': unknown config key 'mpl' (from command line); did you mean mlp"),
+    (dict(script="train_nope.py"), "training script 'train_nope.py' does not exist"),
+])
+def test_bad_ablation_configs_are_one_line_errors(data_dir, tmp_path, settings, expected):
+    variants = settings.pop("variants", TWO_BY_TWO)
+    config = write_ablation(tmp_path / "bad.py", data_dir, variants, **settings)
+    if variants is None:  # no variants at all, not variants = None
+        lines = (tmp_path / "bad.py").read_text().splitlines()
+        (tmp_path / "bad.py").write_text("\n".join(line for line in lines if not line.startswith("variants")))
+    result = ablate(config, f"--out_root={tmp_path / 'out'}")
+    assert result.returncode != 0 and not (tmp_path / "out").exists()
+    err = result.stderr.strip()
+    assert "\n" not in err and err.startswith("error: ") and expected in err, err
