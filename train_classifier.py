@@ -107,6 +107,17 @@ if init_mode not in ("scratch", "resume"):
                       f"gpt2/gpt2-medium/gpt2-large/gpt2-xl or a local Hugging Face GPT-2 directory, got '{init_from}'")
 
 
+ddp = training.setup_distributed(device)  # ddp.device: the device this process runs on
+device_type = ddp.device.split(":")[0]    # 'cuda', 'cpu' or 'mps'
+precision = training.resolve_dtype(dtype, ddp.device)
+compile_model = training.resolve_compile(compile, ddp.device)
+guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "iter", ckpt_path)
+torch.manual_seed(seed + ddp.rank)  # dropout differs per rank; batches come from train_batch
+torch.backends.cuda.matmul.allow_tf32 = True
+torch.backends.cudnn.allow_tf32 = True
+amp = training.autocast(ddp.device, precision)
+
+
 def classifier_from_checkpoint(checkpoint):
     """The GPTClassifier and its tokenizer's encode function, as a classifier checkpoint saved them."""
     model = GPTClassifier(GPT(GPTConfig(**checkpoint["model_args"])), len(checkpoint["class_names"]))
@@ -134,23 +145,13 @@ if predict:  # classify one text with out_dir/best.pt and exit
     if not tokens:
         training.fail("--predict needs a non-empty text")
     with torch.no_grad():
-        logits, _ = model.eval()(torch.tensor([tokens]))
+        logits, _ = model.to(ddp.device).eval()(torch.tensor([tokens], device=ddp.device))
     probs = torch.softmax(logits[0].float(), dim=-1)
     names = checkpoint["class_names"]
     print(f"{names[int(probs.argmax())]}")
     for i in probs.argsort(descending=True).tolist():
         print(f"  {probs[i]:.4f}  {names[i]}")
     sys.exit(0)
-
-ddp = training.setup_distributed(device)  # ddp.device: the device this process runs on
-device_type = ddp.device.split(":")[0]    # 'cuda', 'cpu' or 'mps'
-precision = training.resolve_dtype(dtype, ddp.device)
-compile_model = training.resolve_compile(compile, ddp.device)
-guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "iter", ckpt_path)
-torch.manual_seed(seed + ddp.rank)  # dropout differs per rank; batches come from train_batch
-torch.backends.cuda.matmul.allow_tf32 = True
-torch.backends.cudnn.allow_tf32 = True
-amp = training.autocast(ddp.device, precision)
 
 # -----------------------------------------------------------------------------
 # data: texts and integer labels, with the class names in label order
