@@ -280,6 +280,13 @@ class KVCache:
 # -----------------------------------------------------------------------------
 # the model
 
+def last_real_token(attention_mask):
+    """(B,) index of each sequence's last real token in a (B, T) 0/1 mask: the last position under
+    left padding, the one before the padding under right padding."""
+    T = attention_mask.size(1)
+    return (attention_mask.bool() * torch.arange(T, device=attention_mask.device)).argmax(dim=1)
+
+
 class GPT(nn.Module):
 
     def __init__(self, config):
@@ -335,13 +342,13 @@ class GPT(nn.Module):
             n_params -= self.transformer.wpe.weight.numel()
         return n_params
 
-    def forward(self, idx, targets=None, attention_mask=None, kv_cache=None):
-        """idx: (B, T) token ids. Returns (logits, loss): logits for every position when training
-        (targets given; -1 targets are ignored), else only the last token's (B, 1, vocab), which is
-        all generation needs (with an attention_mask: each sequence's last real token).
+    def hidden_states(self, idx, attention_mask=None, kv_cache=None):
+        """idx: (B, T) token ids. Returns the final norm's output (B, T, n_embd): every position's last
+        hidden state, which the output head turns into logits (forward) and a classifier reads
+        (GPTClassifier).
         attention_mask: optional (B, T), 1 for real tokens, 0 for padding (left or right). Padding is
         never attended to, and positions count from 0 at each sequence's first real token, so a
-        padded sequence gets the same logits as the unpadded one.
+        padded sequence gets the same hidden states as the unpadded one.
         kv_cache: a KVCache holding the keys and values of the kv_cache.length tokens before idx;
         idx's own are added to it (see generate)."""
         B, T = idx.size()
@@ -382,15 +389,22 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if kv_cache is not None:
             kv_cache.length += T
+        return x
 
+    def forward(self, idx, targets=None, attention_mask=None, kv_cache=None):
+        """idx: (B, T) token ids. Returns (logits, loss): logits for every position when training
+        (targets given; -1 targets are ignored), else only the last token's (B, 1, vocab), which is
+        all generation needs (with an attention_mask: each sequence's last real token).
+        attention_mask and kv_cache: see hidden_states."""
+        x = self.hidden_states(idx, attention_mask, kv_cache)  # (B, T, C)
+        B = idx.size(0)
         if targets is not None:
             logits = self.lm_head(x)                                   # (B, T, vocab)
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1),
                                    ignore_index=-1)
         elif attention_mask is not None:
-            # each sequence's last real token: under right padding the last position is padding
-            last = (attention_mask.bool() * torch.arange(T, device=device)).argmax(dim=1)  # (B,)
-            logits = self.lm_head(x[torch.arange(B, device=device), last][:, None])        # (B, 1, vocab)
+            last = last_real_token(attention_mask)                                    # (B,)
+            logits = self.lm_head(x[torch.arange(B, device=idx.device), last][:, None])  # (B, 1, vocab)
             loss = None
         else:
             logits = self.lm_head(x[:, [-1], :])                       # (B, 1, vocab)
@@ -557,6 +571,48 @@ class GPT(nn.Module):
             if stream is not None:
                 stream(idx_next[:, 0])
         return idx
+
+
+class GPTClassifier(nn.Module):
+    """
+    Text classification with a GPT: a linear head (n_embd -> n_classes) on the final hidden state of
+    each sequence's last real token. Under causal attention the last token is the only one that has
+    read the whole text. The backbone's lm_head is not used (hidden_states stops before it).
+    """
+
+    def __init__(self, gpt, n_classes):
+        super().__init__()
+        self.gpt = gpt
+        self.head = nn.Linear(gpt.config.n_embd, n_classes)
+        torch.nn.init.normal_(self.head.weight, mean=0.0, std=0.02)
+        torch.nn.init.zeros_(self.head.bias)
+        if not gpt.config.tie_weights:
+            gpt.lm_head.weight.requires_grad_(False)  # unused: no gradient (DDP would wait for one)
+
+    def freeze(self, trainable_blocks):
+        """Train only the head, ln_f and the last trainable_blocks blocks (-1: everything). Fewer
+        trainable weights: faster steps, less memory, and less forgetting of what pretraining learned."""
+        if trainable_blocks < 0:
+            return
+        blocks = self.gpt.transformer.h
+        trainable = list(blocks[len(blocks) - trainable_blocks:]) if trainable_blocks else []
+        trainable.append(self.gpt.transformer.ln_f)
+        for p in self.gpt.parameters():
+            p.requires_grad_(False)
+        for module in trainable:
+            for p in module.parameters():
+                p.requires_grad_(True)
+
+    def forward(self, idx, attention_mask=None, labels=None):
+        """idx, attention_mask: (B, T), as for GPT.forward. Returns (logits (B, n_classes), loss);
+        loss is the mean cross-entropy when labels (B,) are given, else None."""
+        x = self.gpt.hidden_states(idx, attention_mask)                    # (B, T, C)
+        B, T = idx.size()
+        last = last_real_token(attention_mask) if attention_mask is not None else torch.full(
+            (B,), T - 1, device=idx.device)
+        logits = self.head(x[torch.arange(B, device=idx.device), last])    # (B, n_classes)
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return logits, loss
 
 
 class CombinedOptimizer:

@@ -266,25 +266,12 @@ def estimate_loss():
 
 def save(reason, last=True, best=False):
     """ckpt.pt (last: everything resume needs) and/or best.pt (best: the weights alone)."""
-    guard.check()  # never save a model a non-finite step has poisoned
-    all_rng = training.all_rng_states(ddp)
+    training.save_run(ddp, guard, out_dir, last, best, model, optim, scaler, kind="gpt", model_args=model_args,
+                      config=config, iter_num=iter_num, last_eval_iter=last_eval_iter, best_val_loss=best_val_loss,
+                      tokens_seen=tokens_seen, elapsed_s=elapsed_before + timer.elapsed(),
+                      batch_rng=next_batch_rng)  # the generator before the prefetched batch: resume draws it again
     if not ddp.master:
         return
-    training.save_run_checkpoints({
-        "kind": "gpt",
-        "model": model.state_dict(),
-        "optimizer": optim.state_dict(),
-        "scaler": scaler.state_dict(),
-        "model_args": model_args,
-        "config": config,
-        "iter_num": iter_num,
-        "last_eval_iter": last_eval_iter,
-        "best_val_loss": best_val_loss,
-        "tokens_seen": tokens_seen,
-        "elapsed_s": elapsed_before + timer.elapsed(),
-        "batch_rng": next_batch_rng,  # the generator before the prefetched batch: resume draws it again
-        "rng": all_rng,
-    }, out_dir, last, best)
     if last and export == "safetensors":
         training.export_safetensors(model, os.path.join(out_dir, "model.safetensors"))
     written = " and ".join(name for name, wanted in (("ckpt.pt", last), ("best.pt", best)) if wanted)

@@ -215,7 +215,7 @@ start_step, resumed_loss_sum = 0, 0.0  # where in the first epoch to start, and 
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "ViT", "train first with --init_from=scratch, or check --out_dir")
     training.check_resume_settings(config, checkpoint, ["patch_size", "n_layer", "n_head", "n_embd", "mlp_ratio", "dropout",
-                                   "attn_dropout", "drop_path", "pool", "norm", "bias"], ckpt_path)
+                                   "attn_dropout", "drop_path", "pool", "norm", "norm_placement", "mlp", "bias"], ckpt_path)
     model_config = ViTConfig(**checkpoint["model_args"])  # the shape is the checkpoint's, not the flags'
     if model_config.n_classes != n_classes:
         training.fail(f"the checkpoint has {model_config.n_classes} classes, {dataset} has {n_classes}")
@@ -288,17 +288,11 @@ if eval_only:  # evaluate, then skip the training loop below
 
 def save(step_in_epoch, loss_sum, last=True, best=False):
     """ckpt.pt (last: everything resume needs) and/or best.pt (best: the weights alone): `epoch` full
-    epochs done, plus `step_in_epoch` steps of the next one. Saved from `model`: the compiled and
-    DDP wrappers would prefix every key."""
-    guard.check()  # never save a model a non-finite step has poisoned
-    all_rng = training.all_rng_states(ddp)
-    if not ddp.master:
-        return
-    training.save_run_checkpoints({
-        "kind": "vit", "model": model.state_dict(), "optimizer": optim.state_dict(),
-        "scaler": scaler.state_dict(), "model_args": dataclasses.asdict(model_config), "config": config,
-        "epoch": epoch, "step_in_epoch": step_in_epoch, "loss_sum": loss_sum, "best_top1": best_top1,
-        "elapsed_s": elapsed_before + timer.elapsed(), "rng": all_rng}, out_dir, last, best)
+    epochs done, plus `step_in_epoch` steps of the next one."""
+    training.save_run(ddp, guard, out_dir, last, best, model, optim, scaler, kind="vit",
+                      model_args=dataclasses.asdict(model_config), config=config, epoch=epoch,
+                      step_in_epoch=step_in_epoch, loss_sum=loss_sum, best_top1=best_top1,
+                      elapsed_s=elapsed_before + timer.elapsed())
 
 
 # -----------------------------------------------------------------------------

@@ -309,6 +309,18 @@ def save_run_checkpoints(checkpoint, out_dir, last, best):
         save_checkpoint(weights, checkpoint_path(out_dir, "best"))
 
 
+def save_run(ddp, guard, out_dir, last, best, model, optim, scaler, **state):
+    """A training script's checkpoint: model (the plain module: compiled and DDP wrappers would prefix
+    every key), optimizer, grad scaler, every rank's RNGs and the script's own `state`, as ckpt.pt (last)
+    and/or best.pt (best). Never a model a non-finite step has poisoned. A collective: every rank
+    calls it, rank 0 writes."""
+    guard.check()
+    all_rng = all_rng_states(ddp)
+    if ddp.master:
+        save_run_checkpoints({**state, "model": model.state_dict(), "optimizer": optim.state_dict(),
+                              "scaler": scaler.state_dict(), "rng": all_rng}, out_dir, last, best)
+
+
 def load_checkpoint(path, model_name, hint="train first, or check --out_dir"):
     """A checkpoint of model_name ("GPT" or "ViT"; None: either). weights_only=True: a checkpoint is
     data, and loading one must never run code from it."""

@@ -241,7 +241,7 @@ def top_level_assignments(tree):
     return names
 
 
-@pytest.mark.parametrize("script", ["train_gpt.py", "train_vit.py", "sample.py"])
+@pytest.mark.parametrize("script", ["train_gpt.py", "train_vit.py", "train_classifier.py", "sample.py"])
 def test_settings_are_never_overwritten_and_functions_only_read_names_defined_above_them(script):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, script)) as f:
@@ -260,10 +260,10 @@ def test_settings_are_never_overwritten_and_functions_only_read_names_defined_ab
                     f"{script}: {function.name}() reads {node.id}, first assigned below it (line {assigned[node.id][0]})"
 
 
-def test_both_training_scripts_use_the_same_names_for_the_same_things():
+def test_the_training_scripts_use_the_same_names_for_the_same_things():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     shared = {"ddp", "init_mode", "ckpt_path", "precision", "compile_model", "model", "fast_model", "train_model",
               "optim", "scaler", "guard", "stop", "timer", "metrics"}
-    for script in ("train_gpt.py", "train_vit.py"):
+    for script in ("train_gpt.py", "train_vit.py", "train_classifier.py"):
         with open(os.path.join(root, script)) as f:
             assert shared <= top_level_assignments(ast.parse(f.read())).keys(), script
