@@ -49,7 +49,7 @@ if init_from == "resume":
           f"best val loss {checkpoint['best_val_loss']:.4f})", file=sys.stderr)
     model = GPT(GPTConfig(**{**checkpoint["model_args"], "dropout": 0.0}))
     model.load_state_dict(checkpoint["model"])
-    data_path = os.path.join(checkpoint["config"]["data_dir"], checkpoint["config"]["dataset"])
+    data_path = training.dataset_path(checkpoint["config"], out_dir)
     meta = training.read_meta(data_path, prepare_hint="sample.py decodes with the dataset's tokenizer")
     if meta["vocab_size"] != model.config.tokenizer_vocab_size:
         training.fail(f"{data_path}/meta.json (vocab {meta['vocab_size']}) does not match the checkpoint "

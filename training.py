@@ -639,11 +639,39 @@ def gpt2_tokenizer():
 
 
 def read_meta(data_dir, prepare_hint):
+    """A dataset's meta.json, checked: valid JSON, a positive int vocab_size, and for a char
+    tokenizer an itos table of exactly that many characters. Any failure is one line."""
     path = os.path.join(data_dir, "meta.json")
+    if os.path.isdir(path):
+        fail(f"{path} is a directory, not the dataset's meta.json")
     if not os.path.isfile(path):
         fail(f"{path} is missing; prepare the dataset first: {prepare_hint}")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
+        fail(f"{path} is not valid JSON ({e}); prepare the dataset again: {prepare_hint}")
+    vocab_size = meta.get("vocab_size") if isinstance(meta, dict) else None
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
+        fail(f"{path} has no valid vocab_size (a positive integer), got {vocab_size!r}; prepare the dataset again: {prepare_hint}")
+    itos = meta.get("itos")
+    if meta.get("tokenizer") == "char" and (not isinstance(itos, list) or len(itos) != vocab_size):
+        fail(f"{path}: a char tokenizer needs an itos list of vocab_size={vocab_size} characters, got "
+             f"{len(itos) if isinstance(itos, list) else type(itos).__name__}; prepare the dataset again: {prepare_hint}")
+    return meta
+
+
+def dataset_path(config, out_dir):
+    """Where the dataset a run was trained on is: data_dir/dataset as the run named it, from the
+    current directory, or else from the directory that holds out_dir (where training was started
+    when out_dir was given relative to it), so sampling from elsewhere finds it too."""
+    named = os.path.join(config["data_dir"], config["dataset"])
+    candidates = [named] if os.path.isabs(named) else [named, os.path.join(os.path.dirname(os.path.abspath(out_dir)), named)]
+    for path in candidates:
+        if os.path.isfile(os.path.join(path, "meta.json")):
+            return path
+    fail(f"the run's dataset {named} (its meta.json) is neither in {' nor in '.join(dict.fromkeys(candidates))}; "
+         f"run from the directory training was started in (the analysis scripts also take --data_dir=...)")
 
 
 def check_token_bins(data_path, meta, block_size, prepare_hint):

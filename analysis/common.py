@@ -46,7 +46,7 @@ def load_model(checkpoint, device):
 
 def text_data(config):
     """(data_path, meta, encode, decode) of the dataset a GPT was trained on."""
-    data_path = os.path.join(config["data_dir"], config["dataset"])
+    data_path = training.dataset_path(config, config["out_dir"])
     meta = training.read_meta(data_path, "prepare it, or pass --data_dir/--dataset where it is")
     encode, decode = training.load_tokenizer(meta, data_path)
     return data_path, meta, encode, decode

@@ -281,6 +281,10 @@ def checkpoint_of_another_kind(workdir):
         torch.save({**torch.load(path, weights_only=True), "kind": "vit"}, path)
 
 
+def write_meta(text):
+    return lambda workdir: (workdir / "data" / "tiny" / "meta.json").write_text(text)
+
+
 def remove_val_bin(workdir):
     (workdir / "data" / "tiny" / "val.bin").unlink()
 
@@ -315,6 +319,13 @@ BAD_INPUT = {
     "negative learning rate": (None, ["train_gpt.py"], ["--learning_rate=-1e-3"], "learning_rate must be > 0"),
     "beta of 1": (None, ["train_gpt.py"], ["--beta2=1.0"], "beta2 must be in [0, 1), got 1.0"),
     "negative top_k": (None, ["sample.py"], ["--top_k=-1"], "top_k must be >= 0, got -1"),
+    "meta.json not JSON": (write_meta("{vocab_size: 5"), ["train_gpt.py"], [], "meta.json is not valid JSON"),
+    "meta.json without vocab_size": (write_meta('{"tokenizer": "char"}'), ["train_gpt.py"], [],
+                                     "has no valid vocab_size (a positive integer), got None"),
+    "meta.json vocab_size a string": (write_meta('{"vocab_size": "65"}'), ["train_gpt.py"], [],
+                                      "has no valid vocab_size (a positive integer), got '65'"),
+    "itos shorter than the vocabulary": (write_meta('{"vocab_size": 3, "tokenizer": "char", "itos": ["a"]}'),
+                                         ["train_gpt.py"], [], "needs an itos list of vocab_size=3 characters, got 1"),
     "cuda without a GPU": (None, ["train_gpt.py"], ["--device=cuda"], "device=cuda, but PyTorch sees no CUDA GPU"),
     "config with a syntax error": (lambda w: (w / "broken.py").write_text("batch_size = = 3\n"), ["train_gpt.py"],
                                    ["BROKEN_CONFIG"], "could not be run (line 1): SyntaxError"),
@@ -353,6 +364,18 @@ def test_overwrite_lets_a_fresh_run_replace_a_trained_one(workdir):
     before = torch.load(workdir / "out" / "ckpt.pt", weights_only=True)["iter_num"]
     run(*train_args(workdir, "--max_iters=4", "--eval_interval=2", "--overwrite=True"))
     assert before == 10 and torch.load(workdir / "out" / "ckpt.pt", weights_only=True)["iter_num"] == 4
+
+
+def test_sampling_from_another_directory_finds_the_runs_dataset(workdir, tmp_path):
+    # training started in workdir with data_dir and out_dir relative to it; sample.py runs elsewhere
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    subprocess.run([sys.executable, os.path.join(ROOT, "train_gpt.py"), *TINY_MODEL, "--data_dir=data", "--dataset=tiny",
+                    "--out_dir=relative", "--max_iters=2", "--eval_interval=2"], cwd=workdir, env=env, check=True,
+                   capture_output=True)
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "sample.py"), f"--out_dir={workdir / 'relative'}",
+                             "--device=cpu", "--max_new_tokens=5", "--num_samples=1"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_prompt_longer_than_the_context_is_cropped_with_a_warning(workdir):
