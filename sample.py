@@ -181,10 +181,24 @@ if chat:
     chat_session()
     sys.exit(0)
 
+if max_new_tokens * num_samples > 20_000:
+    print(f"note: {num_samples} x {max_new_tokens:,} tokens, one forward pass each; this can take a while "
+          f"(Ctrl-C stops and prints what was generated)", file=sys.stderr)
 with torch.no_grad(), training.autocast(run_device, precision):
     for _ in range(num_samples):
-        y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k or None,
-                           top_p=top_p or None, use_cache=use_cache,
-                           stream=print_as_generated(start_ids) if stream else None)
-        print("" if stream else decode(y[0].tolist()))
+        sample = list(start_ids)  # the tokens so far, also when Ctrl-C stops the sample midway
+        printer = print_as_generated(start_ids) if stream else None
+
+        def on_token(token):  # token: (1,)
+            sample.append(int(token[0]))
+            if printer:
+                printer(token)
+        try:
+            model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k or None, top_p=top_p or None,
+                           use_cache=use_cache, stream=on_token)
+        except KeyboardInterrupt:
+            print("" if stream else decode(sample))
+            print("(stopped)", file=sys.stderr)
+            sys.exit(130)
+        print("" if stream else decode(sample))
         print("---------------")

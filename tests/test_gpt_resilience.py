@@ -378,6 +378,19 @@ def test_sampling_from_another_directory_finds_the_runs_dataset(workdir, tmp_pat
     assert result.returncode == 0, result.stderr
 
 
+def test_ctrl_c_while_sampling_prints_what_was_generated_and_stops_quietly(workdir):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "sample.py", f"--out_dir={workdir / 'out'}", "--device=cpu",
+                                "--max_new_tokens=100000", "--num_samples=1", "--start=To be"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "this can take a while" in process.stderr.readline() + process.stderr.readline()  # warned up front
+    time.sleep(2)  # generating
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err and "(stopped)" in err
+    assert out.startswith("To be") and len(out) > len("To be\n")
+
+
 def test_a_prompt_longer_than_the_context_is_cropped_with_a_warning(workdir):
     result = run("sample.py", f"--out_dir={workdir / 'out'}", "--device=cpu", "--start=" + TEXT[:100],
                  "--max_new_tokens=5", "--num_samples=1")
