@@ -290,7 +290,7 @@ if init_mode == "resume" and not eval_only:
     metrics.forget_after("iter", last_eval_iter)
 step_seconds = 0.0  # time in training steps since the last log line (evals excluded)
 flops_per_token = model.estimate_flops_per_token()
-eval_window = [0.0, 0]  # training seconds and tokens since the last evaluation, for its throughput
+eval_seconds, tokens_at_eval = 0.0, tokens_seen  # training time and tokens since the last eval: its throughput
 while True:
     lr = training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters, min_lr) if decay_lr else learning_rate
     for group in optim.param_groups:
@@ -298,18 +298,17 @@ while True:
 
     due = (iter_num % eval_interval == 0 or iter_num == max_iters) and iter_num != last_eval_iter
     if due or eval_only:
-        guard.check()
+        guard.check()  # a poisoned model is neither evaluated as fine nor saved
     losses = estimate_loss() if due or eval_only else None
     if losses is not None:
         last_eval_iter = iter_num
         if ddp.master:
             print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-        seconds, tokens = eval_window
         metrics.log({"iter": iter_num, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
                      "tokens_seen": tokens_seen, "flops": tokens_seen * flops_per_token,
-                     "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+                     "tokens_per_s": round((tokens_seen - tokens_at_eval) / eval_seconds, 1) if eval_seconds else None,
                      "elapsed_s": round(elapsed_before + timer.elapsed(), 3)})
-        eval_window = [0.0, 0]
+        eval_seconds, tokens_at_eval = 0.0, tokens_seen
         improved = losses["val"] < best_val_loss
         best_val_loss = min(best_val_loss, losses["val"])
         if not math.isfinite(losses["val"]):
@@ -350,8 +349,9 @@ while True:
     if log_now:
         guard.check()
         loss_value = loss.item() * micro_steps  # waits for the device: the time below is real
-    step_seconds += time.time() - step_start
-    eval_window = [eval_window[0] + time.time() - step_start, eval_window[1] + tokens_per_iter]
+    step_time = time.time() - step_start
+    step_seconds += step_time
+    eval_seconds += step_time
     if log_now and ddp.master:
         dt, step_seconds = step_seconds / log_interval, 0.0
         # per device: peak_flops is one device's peak, and each process does 1/world_size of the tokens
