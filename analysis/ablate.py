@@ -14,7 +14,9 @@ repository's root. Each run is
     python SCRIPT BASE_CONFIG --base_overrides --command_line_overrides --variant_overrides
         --seed=S --out_dir=OUT_ROOT/VARIANT-seedS --init_from=auto
 The variant's overrides come after the command line's, so a variant always differs from the base in
-exactly what it names. Ctrl-C or SIGTERM stops the run in progress at its next step (it saves
+exactly what it names. A run with the same settings as a finished run of another ablation beside
+OUT_ROOT is copied from there, not trained again (the shipped GPT ablations share one baseline: the
+recipe). Ctrl-C or SIGTERM stops the run in progress at its next step (it saves
 ckpt.pt) and ablate with it; the same command again skips the finished runs and resumes the stopped one.
 
 Writes OUT_ROOT/results.md (the table and the command), results.json (every run's numbers) and
@@ -22,12 +24,14 @@ OUT_ROOT/compare.html through analysis/compare.py.
 """
 
 import ast
+import glob
 import json
 import math
 import os
 import re
 import runpy
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -179,9 +183,35 @@ def read_marker(directory):
         return json.load(f)
 
 
-def write_marker(directory, args, finished):
+def write_marker(directory, args, finished, copied_from=None):
+    record = {"command": args, "finished": finished} | ({"copied_from": copied_from} if copied_from else {})
     with training.atomic_write(os.path.join(directory, MARKER)) as tmp_path, open(tmp_path, "w") as f:
-        json.dump({"command": args, "finished": finished}, f)
+        json.dump(record, f)
+
+
+def run_settings(args):
+    """The training script and every setting a command gives it but its out_dir; None for a command
+    the script no longer accepts. The runs are seeded and deterministic, so two commands that agree
+    here train the same model on the same batches."""
+    try:
+        settings = training.configure(script_settings(args[0]), args[1:])
+    except SystemExit:
+        return None
+    settings.pop("out_dir")
+    return os.path.basename(args[0]), settings
+
+
+def finished_twin(directory, args):
+    """A finished run beside out_root (another ablation's, as every shipped GPT ablation's baseline is
+    the same recipe) with the same settings as this one, or None."""
+    wanted = run_settings(args)
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(out_root)), "*", "*", MARKER))):
+        other = os.path.dirname(path)
+        marker = read_marker(other)
+        if (other != os.path.abspath(directory) and marker["finished"] and "copied_from" not in marker
+                and run_settings(marker["command"]) == wanted):
+            return other
+    return None
 
 
 signal.signal(signal.SIGINT, request_stop)
@@ -198,6 +228,12 @@ for number, (variant, seed) in enumerate(runs, start=1):
         continue
     if stop_signal is not None:
         break
+    twin = finished_twin(directory, args) if marker is None else None
+    if twin is not None:  # the same run, already trained: copy it rather than train it again
+        shutil.copytree(twin, directory)
+        write_marker(directory, args, finished=True, copied_from=twin)
+        print(f"[{number}/{len(runs)}] {variant} seed {seed}: the same run as {os.path.relpath(twin)}, copied")
+        continue
     resuming = os.path.exists(training.checkpoint_path(directory, "last"))
     print(f"[{number}/{len(runs)}] {variant} seed {seed}{' (resuming)' if resuming else ''}: {shlex.join(args)}",
           flush=True)
@@ -237,7 +273,7 @@ def gpt_metrics(checkpoint, records):
         if meta.get("tokenizer") == "char" and all(len(ch.encode("utf-8")) == 1 for ch in meta["itos"]):
             metrics["bits_per_byte"] = val_loss / math.log(2)
     throughputs = [r["tokens_per_s"] for r in records if r["tokens_per_s"] is not None]
-    metrics["tokens_per_s"] = statistics.mean(throughputs) if throughputs else None
+    metrics["tokens_per_s"] = statistics.median(throughputs) if throughputs else None
     metrics["wall_s"] = records[-1]["elapsed_s"]
     return metrics
 
@@ -246,7 +282,7 @@ def vit_metrics(checkpoint, records):
     with torch.device("meta"):
         params = ViT(ViTConfig(**checkpoint["model_args"])).n_params()
     return {"params": params, "top1": 100 * max(r["top1"] for r in records),
-            "images_per_s": statistics.mean(r["images_per_s"] for r in records),
+            "images_per_s": statistics.median(r["images_per_s"] for r in records),
             "wall_s": records[-1]["elapsed_s"]}
 
 
@@ -311,8 +347,8 @@ notes = {
               if any(c[0] == "bits_per_byte" for c in columns) else
               "bits/byte: left out, as this dataset's tokens are not single bytes (analysis/evaluate.py "
               "measures it run by run); ")
-           + "tokens/s: the mean of log.jsonl's `tokens_per_s`",
-    "vit": "best top-1: the highest test `top1` in the run's log.jsonl; images/s: the mean of its `images_per_s`",
+           + "tokens/s: the median of log.jsonl's `tokens_per_s` (a busy moment on the machine moves it less than the mean)",
+    "vit": "best top-1: the highest test `top1` in the run's log.jsonl; images/s: the median of its `images_per_s`",
 }[kind]
 lines = [
     f"# Ablation: {name}", "", "```", command, "```", "",
@@ -333,6 +369,10 @@ for variant, result in results.items():
     lines.append(f"| {variant}{' (baseline)' if variant == baseline else ''} | {overrides} | {len(result['runs'])} | "
                  + " | ".join(cell(variant, key, fmt, spread) for key, _, fmt, spread in columns) + " |")
 missing = [f"{variant}-seed{seed}" for variant, seed in runs if seed not in results[variant]["runs"]]
+copied = {f"{v}-seed{s}": read_marker(run_dir(v, s)).get("copied_from") for v, s in runs if s in results[v]["runs"]}
+if any(copied.values()):
+    lines += ["", "Copied from a finished run with the same settings (not trained again): "
+              + ", ".join(f"{run} from {os.path.relpath(source)}" for run, source in copied.items() if source) + "."]
 if missing:
     lines += ["", f"Not finished (run the command again to retry): {', '.join(missing)}."]
 os.makedirs(out_root, exist_ok=True)

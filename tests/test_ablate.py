@@ -128,7 +128,7 @@ def test_the_table_holds_each_variants_mean_and_std_over_its_runs_logs(stopped_t
     for variant in TWO_BY_TWO:
         logs = [read_log(os.path.join(out_root, f"{variant}-seed{seed}")) for seed in (1337, 1338)]
         losses = [min(r["val_loss"] for r in log) for log in logs]
-        throughput = [statistics.mean(r["tokens_per_s"] for r in log[1:]) for log in logs]  # iter 0 trained nothing
+        throughput = [statistics.median(r["tokens_per_s"] for r in log[1:]) for log in logs]  # iter 0 trained nothing
         expected[variant] = {"val_loss": losses, "perplexity": [math.exp(x) for x in losses],
                              "bits_per_byte": [x / math.log(2) for x in losses],  # one ASCII character per token
                              "tokens_per_s": throughput, "wall_s": [log[-1]["elapsed_s"] for log in logs]}
@@ -161,6 +161,21 @@ def test_a_failed_run_is_reported_and_left_for_the_next_call(data_dir, tmp_path)
     # the next call skips the finished run and tries the failed one again
     assert marker(str(tmp_path / "out" / "gelu-seed1337"))["finished"]
     assert not marker(str(tmp_path / "out" / "swish-seed1337"))["finished"]
+
+
+def test_a_run_another_ablation_already_finished_is_copied_not_trained_again(data_dir, tmp_path):
+    first = write_ablation(tmp_path / "first.py", data_dir, TWO_BY_TWO)
+    assert ablate(first, "--seeds=1", f"--out_root={tmp_path / 'out-first'}").returncode == 0
+    # "gelu" here names mlp=gelu, which the first ablation's "gelu" left at its default: the same run
+    second = write_ablation(tmp_path / "second.py", data_dir, {"gelu": {"mlp": "gelu"}, "relu2": {"mlp": "relu2"}})
+    result = ablate(second, "--seeds=1", f"--out_root={tmp_path / 'out-second'}")
+    assert result.returncode == 0, result.stderr
+    assert "gelu seed 1337: the same run as" in result.stdout and "relu2 seed 1337: the same run" not in result.stdout
+    assert marker(str(tmp_path / "out-second" / "gelu-seed1337"))["copied_from"] == str(tmp_path / "out-first" / "gelu-seed1337")
+    assert read_log(tmp_path / "out-second" / "gelu-seed1337") == read_log(tmp_path / "out-first" / "gelu-seed1337")
+    assert "copied_from" not in marker(str(tmp_path / "out-second" / "relu2-seed1337"))  # trained: no twin has mlp=relu2
+    assert "Copied from a finished run with the same settings (not trained again): gelu-seed1337 from " in (
+        tmp_path / "out-second" / "results.md").read_text()
 
 
 def test_dry_run_prints_every_command_and_runs_nothing(data_dir, tmp_path):
