@@ -260,12 +260,25 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path):
+        """Read a file save() wrote. A damaged or hand-edited one raises ValueError saying what is wrong."""
         lines = Path(path).read_text(encoding="utf-8").splitlines()
         if len(lines) < 3 or lines[0] != FILE_VERSION:
             raise ValueError(f"{path}: not a bpe.py tokenizer file (first line should be {FILE_VERSION!r})")
-        pattern = json.loads(lines[1])
-        special_tokens = json.loads(lines[2])
-        return cls(_parse_rank_lines(lines[3:]), special_tokens, pattern)
+        try:
+            pattern, special_tokens = json.loads(lines[1]), json.loads(lines[2])
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: the pattern (line 2) and special tokens (line 3) must be JSON: {e}") from None
+        if not (pattern is None or isinstance(pattern, str)):
+            raise ValueError(f"{path}: the pattern (line 2) must be a string or null, got {pattern!r}")
+        if not (isinstance(special_tokens, dict) and all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in special_tokens.values())):
+            raise ValueError(f"{path}: the special tokens (line 3) must map strings to ids >= 0, got {lines[2]}")
+        try:
+            return cls(_parse_rank_lines(lines[3:]), special_tokens, pattern)
+        except regex.error as e:
+            raise ValueError(f"{path}: the pattern (line 2) is not a valid regex: {e}") from None
+        except ValueError as e:  # a rank line, or an id given twice
+            raise ValueError(f"{path}: {e}") from None
 
     @classmethod
     def from_tiktoken_file(cls, path, special_tokens=None, pattern=GPT2_SPLIT_PATTERN):
@@ -292,10 +305,13 @@ class Tokenizer:
 
 def _parse_rank_lines(lines):
     ranks = {}
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
+            try:
+                token, rank = line.split()
+                ranks[base64.b64decode(token, validate=True)] = int(rank)
+            except ValueError:  # binascii.Error is a ValueError
+                raise ValueError(f"rank line {number} is not '<base64 token> <rank>': {line[:40]!r}") from None
     return ranks
 
 

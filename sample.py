@@ -70,13 +70,7 @@ model.to(run_device)
 if compile:
     model.compile()  # compiles the module's __call__, which generate() reaches through self(...)
 
-prompt = start
-if start.startswith("FILE:"):
-    prompt_path = start[len("FILE:"):]
-    if not os.path.isfile(prompt_path):
-        training.fail(f"prompt file {prompt_path} does not exist")
-    with open(prompt_path, encoding="utf-8") as f:
-        prompt = f.read()
+prompt = training.read_text_file(start[len("FILE:"):]) if start.startswith("FILE:") else start
 start_ids = encode(prompt)
 if not start_ids:
     training.fail("the prompt is empty: pass --start with at least one character")

@@ -239,7 +239,7 @@ loss_sum, loss_count = 0.0, 0   # this process's training losses since the last 
 elapsed_before = 0.0            # training seconds of the run(s) this one resumes
 checkpoint = None
 if init_mode == "resume":
-    checkpoint = training.load_checkpoint(ckpt_path, "Classifier", hint="train first, or use another --init_from")
+    checkpoint = training.load_checkpoint(ckpt_path, "Classifier", hint="train first, or use another --init_from", resume=True)
     if len(checkpoint["class_names"]) != n_classes:
         training.fail(f"{ckpt_path} has {len(checkpoint['class_names'])} classes, the data has {n_classes}: "
                       f"resume with the data it was trained on")
@@ -403,7 +403,7 @@ def save(reason, best=False):
 if init_mode != "resume":
     training.check_fresh_out_dir(out_dir, overwrite)  # on every rank: none may wait for one that stopped
 if ddp.master:
-    os.makedirs(out_dir, exist_ok=True)
+    training.make_dir(out_dir)
     training.remove_stale_temp_files(out_dir)
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 if init_mode == "resume":

@@ -178,7 +178,7 @@ if init_mode == "scratch":
     except ValueError as e:  # an unknown option value or a bad shape
         training.fail(str(e))
 elif init_mode == "resume":
-    checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="train first, or use --init_from=scratch")
+    checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="train first, or use --init_from=scratch", resume=True)
     training.check_resume_settings(config, checkpoint, ["n_layer", "n_head", "n_embd", "bias", "pos_encoding",
                                    "rope_theta", "norm", "norm_eps", "norm_placement", "qk_norm", "mlp",
                                    "mlp_hidden", "tie_weights"], ckpt_path)
@@ -283,7 +283,7 @@ def save(reason, last=True, best=False):
 if init_mode != "resume" and not eval_only:
     training.check_fresh_out_dir(out_dir, overwrite)  # on every rank: none may wait for one that stopped
 if ddp.master:
-    os.makedirs(out_dir, exist_ok=True)
+    training.make_dir(out_dir)
     training.remove_stale_temp_files(out_dir)
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 if init_mode == "resume" and not eval_only:

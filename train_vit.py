@@ -115,7 +115,7 @@ if device_type == "cuda":
 if init_mode != "resume":
     training.check_fresh_out_dir(out_dir, overwrite)  # on every rank: none may wait for one that stopped
 if ddp.master:
-    os.makedirs(out_dir, exist_ok=True)
+    training.make_dir(out_dir)
     training.remove_stale_temp_files(out_dir)
 
 # -----------------------------------------------------------------------------
@@ -213,7 +213,7 @@ epoch, best_top1 = 0, 0.0
 elapsed_before = 0.0  # training seconds of the run(s) this one resumes
 start_step, resumed_loss_sum = 0, 0.0  # where in the first epoch to start, and its train loss so far
 if init_mode == "resume":
-    checkpoint = training.load_checkpoint(ckpt_path, "ViT", "train first with --init_from=scratch, or check --out_dir")
+    checkpoint = training.load_checkpoint(ckpt_path, "ViT", "train first with --init_from=scratch, or check --out_dir", resume=True)
     training.check_resume_settings(config, checkpoint, ["patch_size", "n_layer", "n_head", "n_embd", "mlp_ratio", "dropout",
                                    "attn_dropout", "drop_path", "pool", "norm", "norm_placement", "mlp", "bias"], ckpt_path)
     model_config = ViTConfig(**checkpoint["model_args"])  # the shape is the checkpoint's, not the flags'

@@ -8,6 +8,7 @@ Also the text tokenizers named in a dataset's meta.json, used by train_gpt.py, s
 import ast
 import csv
 import difflib
+import hashlib
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from zipfile import is_zipfile
 
 import numpy as np
 import torch
@@ -241,24 +243,42 @@ def atomic_write(path):
     Yield a temp path in path's directory to write to; when the block ends, fsync it and os.replace
     it over path. Every file this project writes (checkpoints, token bins, meta.json) goes through
     here, so a crash at any moment leaves either the old file or the new one, never half of one.
+    A write that fails (a full disk, a read-only folder, a file where a folder should be) is a
+    one-line error naming the path.
     """
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     tmp_path = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     try:
+        os.makedirs(directory, exist_ok=True)
         yield tmp_path
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
+    except BaseException as e:
+        if os.path.isfile(tmp_path):
             os.remove(tmp_path)
+        # only errors of this write (a full disk's names no file; making the directory names it or a
+        # parent): reading an input inside the block can fail too, and that is not this path's problem
+        if isinstance(e, OSError) and (e.filename is None or os.path.abspath(e.filename) == os.path.abspath(path)
+                                       or (directory + os.sep).startswith(os.path.abspath(e.filename) + os.sep)
+                                       or e.filename == tmp_path):
+            fail(f"could not write {path}: {e.strerror or e}; free some space or write elsewhere (--out_dir)")
         raise
     dir_fd = os.open(directory, os.O_RDONLY)  # make the rename itself durable
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def make_dir(path):
+    """os.makedirs(path, exist_ok=True), failing in one line where a file is in the way or the
+    directory cannot be made."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        reason = "a file has that name" if isinstance(e, FileExistsError) else e.strerror or str(e)
+        fail(f"could not create the directory {path}: {reason}; choose another one")
 
 
 def remove_stale_temp_files(directory):
@@ -321,20 +341,37 @@ def save_run(ddp, guard, out_dir, last, best, model, optim, scaler, **state):
                               "scaler": scaler.state_dict(), "rng": all_rng}, out_dir, last, best)
 
 
-def load_checkpoint(path, model_name, hint="train first, or check --out_dir"):
-    """A checkpoint of model_name ("GPT" or "ViT"; None: either). weights_only=True: a checkpoint is
-    data, and loading one must never run code from it."""
+CHECKPOINT_KEYS = ("model", "model_args", "config")  # in every checkpoint the training scripts write
+
+
+def load_checkpoint(path, model_name, hint="train first, or check --out_dir", resume=False):
+    """A checkpoint of model_name ("GPT" or "ViT"; None: either), with the keys every checkpoint has
+    (and, to resume from, the optimizer's and the RNGs' state, which best.pt lacks). weights_only=True:
+    a checkpoint is data, and loading one must never run code from it."""
+    if os.path.isdir(path):
+        fail(f"{path} is a directory, not a checkpoint file")
     if not os.path.isfile(path):
         fail(f"no checkpoint at {path}; {hint}")
+    if not is_zipfile(path):  # torch.save writes a zip archive, whose index is at its very end
+        fail(f"{path} is truncated or not a checkpoint (no intact zip archive): a copy or a save that was cut "
+             f"short? Copy it again, or train again")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        fail(f"{path} was refused as unsafe: it holds Python objects other than tensors and plain data, and "
+             f"loading those could run code. Use a checkpoint written by this project's training scripts")
     except Exception as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        fail(f"{path} is not a loadable checkpoint (refused or damaged: {first_line})")
+        fail(f"{path} is damaged ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}); "
+             f"copy it again, or train again")
     if not isinstance(checkpoint, dict) or checkpoint.get("kind") not in (
             ("gpt", "vit") if model_name is None else (model_name.lower(),)):
         kind = checkpoint.get("kind") if isinstance(checkpoint, dict) else type(checkpoint).__name__
         fail(f"{path} is a {kind!r} checkpoint, not a {model_name or 'GPT or ViT'}'s")
+    missing = [key for key in CHECKPOINT_KEYS + (("optimizer", "rng") if resume else ()) if key not in checkpoint]
+    if missing:
+        fail(f"{path} lacks {', '.join(missing)}" + (": best.pt holds weights only, resume needs a ckpt.pt"
+                                                     if resume and "model_args" not in missing else
+                                                     ": it was not written by this project's training scripts"))
     return checkpoint
 
 
@@ -608,9 +645,68 @@ def write_dataset(data_dir, train_ids, val_ids, meta):
 
 
 def write_meta(meta, data_dir):
+    """meta.json, written last: with the fingerprint of every file the dataset is made of, so the
+    bins and tokenizer file of a later prepare that was killed before its own meta.json are refused,
+    not read with this meta.json (a dataset changes as a unit)."""
     remove_stale_temp_files(data_dir)  # the dataset is complete: what an earlier, killed prepare left goes
+    names = ["train.bin", "val.bin"] + ([meta["tokenizer_file"]] if meta.get("tokenizer_file") else [])
+    fingerprints = {name: fingerprint(os.path.join(data_dir, name)) for name in names
+                    if os.path.isfile(os.path.join(data_dir, name))}
     with atomic_write(os.path.join(data_dir, "meta.json")) as tmp_path, open(tmp_path, "w") as f:
-        json.dump(meta, f, ensure_ascii=False)
+        json.dump({**meta, "fingerprints": fingerprints}, f, ensure_ascii=False)
+
+
+def fingerprint(path):
+    """A cheap identity of a dataset file: SHA-256 of its size and of 16 blocks of 64 KiB spread evenly
+    through it (all of a file under 1 MiB), so a 20 GB bin costs 1 MiB of reading. Another prepare
+    writes other tokens, so another fingerprint; a copy keeps it (a modification time would not)."""
+    size = os.path.getsize(path)
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        for block in range(16):
+            f.seek(block * max(0, size - 65536) // 15)
+            digest.update(f.read(65536))
+    return digest.hexdigest()[:16]
+
+
+def check_fingerprint(data_dir, meta, name):
+    """The file is the one meta.json was written with (datasets from before fingerprints pass)."""
+    path = os.path.join(data_dir, name)
+    expected = meta.get("fingerprints", {}).get(name)
+    if expected is not None and fingerprint(path) != expected:
+        fail(f"{path} is not the file {os.path.join(data_dir, 'meta.json')} was written with: damaged, or "
+             f"written by a prepare interrupted before its meta.json; prepare the dataset again")
+
+
+def read_text_file(path):
+    """A whole UTF-8 text file given as input (a prompt, a corpus), each failure one line."""
+    if os.path.isdir(path):
+        fail(f"{path} is a directory, not a text file")
+    if not os.path.isfile(path):
+        fail(f"{path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        fail(not_utf8(path, e))
+
+
+def not_utf8(path, error):
+    return (f"{path} is not UTF-8 text ({error.reason}: byte {error.object[error.start]:#04x}); convert it "
+            f"first, e.g. iconv -f latin1 -t utf-8 {path} > converted.txt")
+
+
+def read_bpe_file(path):
+    """A bpe.py tokenizer file named by a dataset's meta.json, each failure one line."""
+    import bpe
+    if os.path.isdir(path):
+        fail(f"{path} is a directory, not a bpe.py tokenizer file")
+    if not os.path.isfile(path):
+        fail(f"{path} is missing; prepare the dataset again")
+    try:
+        return bpe.Tokenizer.load(path)
+    except (ValueError, UnicodeDecodeError) as e:
+        fail(f"{str(e).removeprefix(path + ': ')} in {path}; prepare the dataset again")
 
 
 # -----------------------------------------------------------------------------
@@ -658,6 +754,8 @@ def read_meta(data_dir, prepare_hint):
     if meta.get("tokenizer") == "char" and (not isinstance(itos, list) or len(itos) != vocab_size):
         fail(f"{path}: a char tokenizer needs an itos list of vocab_size={vocab_size} characters, got "
              f"{len(itos) if isinstance(itos, list) else type(itos).__name__}; prepare the dataset again: {prepare_hint}")
+    if meta.get("tokenizer") == "bpe" and not isinstance(meta.get("tokenizer_file"), str):
+        fail(f"{path}: a bpe tokenizer needs the name of its tokenizer_file; prepare the dataset again: {prepare_hint}")
     return meta
 
 
@@ -680,6 +778,7 @@ def check_token_bins(data_path, meta, block_size, prepare_hint):
         path = os.path.join(data_path, f"{split}.bin")
         if not os.path.exists(path):
             fail(f"{path} is missing; prepare the dataset first: {prepare_hint}")
+        check_fingerprint(data_path, meta, f"{split}.bin")
         size, expected = os.path.getsize(path), meta.get(f"{split}_tokens")
         if size % 2 != 0 or (expected is not None and size != 2 * expected):
             fail(f"{path} is truncated or damaged ({size} bytes, meta.json says {expected} tokens); "
@@ -705,8 +804,8 @@ def load_tokenizer(meta, data_dir):
         enc = gpt2_tokenizer()
         return (lambda text: enc.encode(text, allowed_special={"<|endoftext|>"})), enc.decode
     if kind == "bpe":
-        import bpe
-        tok = bpe.Tokenizer.load(os.path.join(data_dir, meta["tokenizer_file"]))
+        tok = read_bpe_file(os.path.join(data_dir, meta["tokenizer_file"]))
+        check_fingerprint(data_dir, meta, meta["tokenizer_file"])
         return tok.encode_ordinary, tok.decode
     fail(f"{os.path.join(data_dir, 'meta.json')} names an unknown tokenizer {kind!r} (char, gpt2 or bpe)")
 

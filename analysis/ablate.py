@@ -19,7 +19,8 @@ OUT_ROOT is copied from there, not trained again (the shipped GPT ablations shar
 recipe). Ctrl-C or SIGTERM stops the run in progress at its next step (it saves
 ckpt.pt) and ablate with it; the same command again skips the finished runs and resumes the stopped one.
 
-Writes OUT_ROOT/results.md (the table and the command), results.json (every run's numbers) and
+Writes OUT_ROOT/results.md (the table and the command), results.json (every run's numbers, and each
+variant's learning curve: the mean and range over seeds), results.png (those curves) and
 OUT_ROOT/compare.html through analysis/compare.py.
 """
 
@@ -39,9 +40,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo's modules
 
+import matplotlib
+matplotlib.use("Agg")  # files only, no window
+import matplotlib.pyplot as plt
 import torch
 
 import training
+from analysis import common
 from model_gpt import GPT, GPTConfig
 from model_vit import ViT, ViTConfig
 
@@ -296,13 +301,34 @@ COLUMNS = {
 }
 
 
+def read_log(directory):
+    with open(os.path.join(directory, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
 def run_metrics(directory):
     # best.pt: the settings without the optimizer state; ckpt.pt where no evaluation beat the first
     best = os.path.exists(training.checkpoint_path(directory, "best"))
     checkpoint = training.load_trained(directory, "best" if best else "last")
-    with open(os.path.join(directory, "log.jsonl")) as f:
-        records = [json.loads(line) for line in f]
-    return checkpoint["kind"], (gpt_metrics if checkpoint["kind"] == "gpt" else vit_metrics)(checkpoint, records)
+    return checkpoint["kind"], (gpt_metrics if checkpoint["kind"] == "gpt" else vit_metrics)(checkpoint, read_log(directory))
+
+
+CURVES = {"gpt": ("iter", "val_loss", 1, "iteration", "val loss (nats per token)"),  # x, y, y's scale, labels
+          "vit": ("epoch", "top1", 100, "epoch", "test top-1 (%)")}
+
+
+def curve(variant):
+    """The variant's learning curve: at each evaluation every seed reached, the mean over seeds and
+    the lowest and highest seed."""
+    x_key, y_key, scale, *_ = CURVES[kind]
+    per_x = {}
+    for seed in results[variant]["runs"]:
+        for record in read_log(run_dir(variant, seed)):
+            if record.get(y_key) is not None:
+                per_x.setdefault(record[x_key], []).append(record[y_key] * scale)
+    xs = sorted(x for x, ys in per_x.items() if len(ys) == len(results[variant]["runs"]))
+    return {"x": xs, "mean": [statistics.mean(per_x[x]) for x in xs],
+            "low": [min(per_x[x]) for x in xs], "high": [max(per_x[x]) for x in xs]}
 
 
 results, kind = {}, None
@@ -325,6 +351,8 @@ for result in results.values():
 for result in results.values():
     for key in result["mean"].keys() & results[baseline]["mean"].keys():
         result["diff"][key] = result["mean"][key] - results[baseline]["mean"][key]
+for variant, result in results.items():
+    result["curve"] = curve(variant)
 
 
 def cell(variant, key, fmt, spread):
@@ -383,7 +411,38 @@ with training.atomic_write(os.path.join(out_root, "results.json")) as tmp_path, 
                "runs": {f"{v}-seed{s}": shlex.join(["python", *run_args(v, s)]) for v, s in runs},
                "variants": results}, f, indent=1)
 print("\n".join(lines[table_start:]))
-print(f"wrote {os.path.join(out_root, 'results.md')} and results.json")
+
+# results.png: every variant's mean curve over its seeds, the lowest to the highest seed shaded; a
+# bar each where every run evaluated once (a one-epoch ViT)
+x_key, y_key, _, x_label, y_label = CURVES[kind]
+shown = {variant: result["curve"] for variant, result in results.items() if result["curve"]["x"]}
+fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+if max(len(points["x"]) for points in shown.values()) == 1:
+    means = [points["mean"][0] for points in shown.values()]
+    lows, highs = [points["low"][0] for points in shown.values()], [points["high"][0] for points in shown.values()]
+    ax.barh(list(shown), means, xerr=[[m - lo for m, lo in zip(means, lows)], [hi - m for m, hi in zip(means, highs)]],
+            color="tab:blue", alpha=0.6)
+    ax.invert_yaxis()  # the baseline, first in the config, on top
+    ax.set_xlim(min(lows) - 0.2 * (max(highs) - min(lows) or 1.0), None)
+    ax.set_xlabel(f"{y_label} after {x_label} {next(iter(shown.values()))['x'][0]}")
+else:
+    for i, (variant, points) in enumerate(shown.items()):
+        colour = plt.get_cmap("tab10").colors[i % 10]
+        ax.plot(points["x"], points["mean"], color=colour, label=variant + (" (baseline)" if variant == baseline else ""))
+        ax.fill_between(points["x"], points["low"], points["high"], color=colour, alpha=0.2, linewidth=0)
+    # a language model's first evaluations (loss ~ ln(vocab)) would squash the differences that
+    # matter: the y axis covers the last 70% of training
+    late = [y for points in shown.values() for x, low, high in zip(points["x"], points["low"], points["high"])
+            for y in (low, high) if x >= 0.3 * points["x"][-1]]
+    margin = 0.05 * (max(late) - min(late) or 1.0)
+    ax.set_ylim(min(late) - margin, max(late) + margin)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.legend(fontsize="small")
+ax.set_title(f"Ablation: {name} (mean over seeds; {'bars' if len(ax.patches) else 'shaded'}: lowest to highest seed)")
+ax.grid(True, alpha=0.3)
+common.save_figure(fig, os.path.join(out_root, "results.png"))
+print(f"wrote {os.path.join(out_root, 'results.md')}, results.json and results.png")
 
 # the comparison page of every finished run, by analysis/compare.py (written separately)
 compare_script = os.path.join(REPO, "analysis", "compare.py")

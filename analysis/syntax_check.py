@@ -74,8 +74,7 @@ def code_samples(model, meta, data_path, num_samples, max_new_tokens, temperatur
     import torch
     encode, decode = training.load_tokenizer(meta, data_path)
     if meta["tokenizer"] == "bpe":
-        import bpe
-        specials = bpe.Tokenizer.load(os.path.join(data_path, meta["tokenizer_file"])).special_tokens
+        specials = training.read_bpe_file(os.path.join(data_path, meta["tokenizer_file"])).special_tokens
         start = [specials[EOT]] if EOT in specials else encode("\n")
     else:
         start = [50256] if meta["tokenizer"] == "gpt2" else encode("\n")

@@ -65,6 +65,13 @@ def split_at_eot(lines):
 def read_file(path, split_txt=split_at_eot):
     """The documents of a local file: each .jsonl/.json line's or .parquet row's "text", or a .txt
     file cut by split_txt. Streamed: a file is never read into memory whole."""
+    try:
+        yield from read_documents(path, split_txt)
+    except UnicodeDecodeError as e:
+        training.fail(training.not_utf8(path, e))
+
+
+def read_documents(path, split_txt):
     if path.endswith((".jsonl", ".json")):
         with open(path, encoding="utf-8") as f:
             for line_number, line in enumerate(f, 1):
@@ -97,7 +104,7 @@ def local_corpus(data_files, val_fraction, split_txt=split_at_eot):
         split = SPLITS.get(prefix) if eq else None
         path = path if split else spec
         if not os.path.isfile(path):
-            training.fail(f"--data_files {path} does not exist")
+            training.fail(f"--data_files {path} {'is a directory: name its files' if os.path.isdir(path) else 'does not exist'}")
         files.append((split, path))
 
     def corpus():
@@ -141,7 +148,7 @@ def prepare(args, corpus, max_tokens=0):
     max_tokens, train.bin stops at exactly that many tokens, and reading stops there too."""
     if args.num_proc < 1:
         training.fail(f"--num_proc must be at least 1, got {args.num_proc}")
-    os.makedirs(args.out_dir, exist_ok=True)
+    training.make_dir(args.out_dir)
     if args.tokenizer == "gpt2":
         enc = training.gpt2_tokenizer()
         meta = {"vocab_size": enc.n_vocab, "tokenizer": "gpt2"}

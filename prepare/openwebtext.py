@@ -65,7 +65,7 @@ def main():
     parser.add_argument("--num_proc", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--val_fraction", type=float, default=0.0005)
     args = parser.parse_args()
-    os.makedirs(args.out_dir, exist_ok=True)
+    training.make_dir(args.out_dir)
 
     documents = load_documents(args.data_files, args.num_proc)
     if len(documents) < 2:

@@ -16,7 +16,7 @@ from prepare.shakespeare_char import read_text  # noqa: E402
 
 
 def prepare(out_dir="data/shakespeare", input_path=None):
-    os.makedirs(out_dir, exist_ok=True)
+    training.make_dir(out_dir)
     text = read_text(input_path, out_dir)
     enc = training.gpt2_tokenizer()
     n = len(text)

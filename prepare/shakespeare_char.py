@@ -20,10 +20,7 @@ URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshake
 def read_text(input_path, out_dir):
     """The local file if given, else a cached or freshly downloaded copy of tiny Shakespeare."""
     if input_path:
-        if not os.path.isfile(input_path):
-            training.fail(f"--input {input_path} does not exist")
-        with open(input_path, encoding="utf-8") as f:
-            return f.read()
+        return training.read_text_file(input_path)
     cached = os.path.join(out_dir, "input.txt")
     if not os.path.exists(cached):
         try:
@@ -32,14 +29,13 @@ def read_text(input_path, out_dir):
         except OSError as e:
             training.fail(f"could not download tiny Shakespeare ({e}); download {URL} yourself "
                           f"and run: python prepare/shakespeare_char.py --input PATH")
-        with open(cached, "wb") as f:
+        with training.atomic_write(cached) as tmp_path, open(tmp_path, "wb") as f:
             f.write(data)
-    with open(cached, encoding="utf-8") as f:
-        return f.read()
+    return training.read_text_file(cached)
 
 
 def prepare(out_dir="data/shakespeare_char", input_path=None):
-    os.makedirs(out_dir, exist_ok=True)
+    training.make_dir(out_dir)
     text = read_text(input_path, out_dir)
     itos = sorted(set(text))  # the vocabulary: every character that occurs, in a fixed order
     stoi = {ch: i for i, ch in enumerate(itos)}

@@ -57,7 +57,7 @@ def write_jsonl(rows, path):
 
 
 def prepare(out_dir="data/shakespeare_speakers", input_path=None, n_speakers=6, val_fraction=0.2):
-    os.makedirs(out_dir, exist_ok=True)
+    training.make_dir(out_dir)
     kept, train, val = split_by_speaker(speeches(read_text(input_path, out_dir)), n_speakers, val_fraction)
     write_jsonl(train, os.path.join(out_dir, "train.jsonl"))
     write_jsonl(val, os.path.join(out_dir, "val.jsonl"))

@@ -34,12 +34,9 @@ def main():
 
     if args.pattern not in bpe.PATTERNS:
         training.fail(f"unknown pattern {args.pattern!r}; choose one of {', '.join(bpe.PATTERNS)}")
-    os.makedirs(args.out_dir, exist_ok=True)
-    for path in args.input:
-        if not os.path.isfile(path):
-            training.fail(f"input file not found: {path}")
+    training.make_dir(args.out_dir)
     # several inputs are concatenated; none means tiny Shakespeare (cached or downloaded)
-    text = "".join(Path(path).read_text(encoding="utf-8") for path in args.input) or read_text(None, args.out_dir)
+    text = "".join(training.read_text_file(path) for path in args.input) or read_text(None, args.out_dir)
 
     n = len(text)
     train_text, val_text = text[:int(n * 0.9)], text[int(n * 0.9):]

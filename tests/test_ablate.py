@@ -7,6 +7,7 @@ without repeating what was done, a re-run that starts nothing, the dry run, and 
 import json
 import math
 import os
+import pathlib
 import shlex
 import signal
 import statistics
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import matplotlib.image
 import pytest
 import torch
 
@@ -149,6 +151,21 @@ def test_the_table_holds_each_variants_mean_and_std_over_its_runs_logs(stopped_t
     assert results["variants"]["gelu"]["mean"]["params"] == results["variants"]["relu"]["mean"]["params"] > 0
 
 
+def test_the_plot_shows_each_variants_learning_curve_averaged_over_seeds(stopped_then_completed):
+    out_root, _, _, _, _ = stopped_then_completed
+    with open(os.path.join(out_root, "results.json")) as f:
+        results = json.load(f)
+    for variant in TWO_BY_TWO:
+        logs = [read_log(os.path.join(out_root, f"{variant}-seed{seed}")) for seed in (1337, 1338)]
+        losses = list(zip(*[[r["val_loss"] for r in log] for log in logs]))  # per evaluation, both seeds
+        curve = results["variants"][variant]["curve"]
+        assert curve["x"] == [0, 50, 100, 150, 200]
+        assert curve["mean"] == pytest.approx([statistics.mean(pair) for pair in losses], rel=1e-12)
+        assert curve["low"] == [min(pair) for pair in losses] and curve["high"] == [max(pair) for pair in losses]
+    image = matplotlib.image.imread(os.path.join(out_root, "results.png"))
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
+
+
 def test_a_failed_run_is_reported_and_left_for_the_next_call(data_dir, tmp_path):
     config = write_ablation(tmp_path / "bad_run.py", data_dir, {"gelu": {}, "swish": {"mlp": "swish"}})
     args = [config, "--seeds=1", f"--out_root={tmp_path / 'out'}"]
@@ -163,19 +180,22 @@ def test_a_failed_run_is_reported_and_left_for_the_next_call(data_dir, tmp_path)
     assert not marker(str(tmp_path / "out" / "swish-seed1337"))["finished"]
 
 
-def test_a_run_another_ablation_already_finished_is_copied_not_trained_again(data_dir, tmp_path):
-    first = write_ablation(tmp_path / "first.py", data_dir, TWO_BY_TWO)
-    assert ablate(first, "--seeds=1", f"--out_root={tmp_path / 'out-first'}").returncode == 0
-    # "gelu" here names mlp=gelu, which the first ablation's "gelu" left at its default: the same run
-    second = write_ablation(tmp_path / "second.py", data_dir, {"gelu": {"mlp": "gelu"}, "relu2": {"mlp": "relu2"}})
-    result = ablate(second, "--seeds=1", f"--out_root={tmp_path / 'out-second'}")
+def test_a_run_another_ablation_already_finished_is_copied_not_trained_again(data_dir, stopped_then_completed):
+    out_root = stopped_then_completed[0]
+    second_root = out_root + "-second"  # beside the finished 2 x 2 ablation
+    # "gelu" names mlp=gelu, which the first ablation's "gelu" left at its default: the same run. "relu"
+    # is the first ablation's relu but shorter: another run, trained
+    config = write_ablation(pathlib.Path(out_root).parent / "second.py", data_dir,
+                            {"gelu": {"mlp": "gelu"}, "relu": {"mlp": "relu", "max_iters": 4}}, max_iters=200)
+    result = ablate(config, "--seeds=1", f"--out_root={second_root}")
     assert result.returncode == 0, result.stderr
-    assert "gelu seed 1337: the same run as" in result.stdout and "relu2 seed 1337: the same run" not in result.stdout
-    assert marker(str(tmp_path / "out-second" / "gelu-seed1337"))["copied_from"] == str(tmp_path / "out-first" / "gelu-seed1337")
-    assert read_log(tmp_path / "out-second" / "gelu-seed1337") == read_log(tmp_path / "out-first" / "gelu-seed1337")
-    assert "copied_from" not in marker(str(tmp_path / "out-second" / "relu2-seed1337"))  # trained: no twin has mlp=relu2
-    assert "Copied from a finished run with the same settings (not trained again): gelu-seed1337 from " in (
-        tmp_path / "out-second" / "results.md").read_text()
+    assert "gelu seed 1337: the same run as" in result.stdout and "relu seed 1337: the same run" not in result.stdout
+    assert marker(os.path.join(second_root, "gelu-seed1337"))["copied_from"] == os.path.join(out_root, "gelu-seed1337")
+    assert read_log(os.path.join(second_root, "gelu-seed1337")) == read_log(os.path.join(out_root, "gelu-seed1337"))
+    assert "copied_from" not in marker(os.path.join(second_root, "relu-seed1337"))
+    assert [r["iter"] for r in read_log(os.path.join(second_root, "relu-seed1337"))][-1] == 4
+    with open(os.path.join(second_root, "results.md")) as f:
+        assert "Copied from a finished run with the same settings (not trained again): gelu-seed1337 from " in f.read()
 
 
 def test_dry_run_prints_every_command_and_runs_nothing(data_dir, tmp_path):

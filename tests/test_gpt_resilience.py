@@ -3,6 +3,8 @@ Training that survives (GPT side): exact resume, preemption, atomic checkpoints,
 checkpoints, non-finite losses, and a clear one-line error for each kind of bad input.
 """
 
+import argparse
+import errno
 import hashlib
 import json
 import os
@@ -21,6 +23,7 @@ import training
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = "".join(f"To be, or not to be: that is question {i % 7}. Whether 'tis nobler in the mind\n"
                for i in range(120))
+CHECKPOINT = {"kind": "gpt", "model": {}, "model_args": {}, "config": {}}  # the keys every checkpoint has
 TINY_MODEL = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
               "--eval_iters=3", "--log_interval=1", "--warmup_iters=2", "--lr_decay_iters=20",
               "--device=cpu", "--dtype=float32"]
@@ -186,7 +189,7 @@ def test_init_from_auto_starts_from_scratch_without_a_checkpoint(workdir):
 
 def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     path = str(tmp_path / "ckpt.pt")
-    training.save_checkpoint({"kind": "gpt", "iter_num": 1, "w": torch.ones(1000)}, path)
+    training.save_checkpoint({**CHECKPOINT, "iter_num": 1, "w": torch.ones(1000)}, path)
 
     def dies_halfway(obj, f):
         f.write(b"\x80\x02 half a checkpoint")
@@ -194,9 +197,54 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypat
 
     monkeypatch.setattr(torch, "save", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
-        training.save_checkpoint({"kind": "gpt", "iter_num": 2, "w": torch.zeros(1000)}, path)
+        training.save_checkpoint({**CHECKPOINT, "iter_num": 2, "w": torch.zeros(1000)}, path)
     assert training.load_checkpoint(path, "GPT")["iter_num"] == 1
     assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_a_full_disk_is_a_one_line_error_naming_the_file_and_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = str(tmp_path / "ckpt.pt")
+    training.save_checkpoint({**CHECKPOINT, "iter_num": 1}, path)
+
+    def disk_full(obj, f):
+        f.write(b"\x80\x02 the first bytes")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what torch.save raises on a full disk
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(SystemExit, match=f"^error: could not write {path}: No space left on device; free some space"):
+        training.save_checkpoint({**CHECKPOINT, "iter_num": 2}, path)
+    assert training.load_checkpoint(path, "GPT")["iter_num"] == 1 and os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+@pytest.mark.parametrize("killed_before", ["write_dataset", "write_meta"])
+def test_a_dataset_changes_as_a_unit_an_interrupted_prepare_is_refused(tmp_path, monkeypatch, killed_before):
+    """prepare/text_bpe.py writes tokenizer.bpe, then the bins, then meta.json. Killed before the bins
+    or before meta.json, the new files sit beside the old meta.json: their fingerprints disagree."""
+    from prepare import text_bpe
+    (tmp_path / "input.txt").write_text(TEXT)
+    data = tmp_path / "data"
+    monkeypatch.setattr(sys, "argv", ["text_bpe.py", "--input", str(tmp_path / "input.txt"), "--vocab_size=300",
+                                      "--out_dir", str(data)])
+    text_bpe.main()
+    meta = training.read_meta(str(data), "")
+    training.load_tokenizer(meta, str(data))  # the complete dataset passes
+    training.check_token_bins(str(data), meta, 8, "")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training, killed_before, killed)
+    monkeypatch.setattr(sys, "argv", sys.argv[:-3] + ["--vocab_size=280", "--out_dir", str(data)])
+    with pytest.raises(KeyboardInterrupt):
+        text_bpe.main()
+    assert training.read_meta(str(data), "") == meta  # the old meta.json, beside a new tokenizer.bpe
+    with pytest.raises(SystemExit, match="tokenizer.bpe is not the file .* was written with: damaged, or written by a prepare interrupted"):
+        training.load_tokenizer(meta, str(data))
+    result = run("train_gpt.py", *TINY_MODEL, f"--data_dir={tmp_path}", "--dataset=data", f"--out_dir={tmp_path / 'out'}",
+                 "--max_iters=1", check=False)
+    if killed_before == "write_meta":  # the bins were rewritten too
+        assert "train.bin is not the file" in last_error_line(result)
+    else:
+        assert result.returncode == 0  # old bins, old meta.json: training is right; only decoding would not be
 
 
 def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
@@ -204,7 +252,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     writer = (f"import sys, torch; sys.path.insert(0, {ROOT!r}); import training\n"
               f"i = 0\n"
               f"while True:\n"
-              f"    i += 1; training.save_checkpoint({{'kind': 'gpt', 'iter_num': i, 'w': torch.full((200_000,), float(i))}}, {str(path)!r})\n")
+              f"    i += 1; training.save_checkpoint({{**{CHECKPOINT!r}, 'iter_num': i, 'w': torch.full((200_000,), float(i))}}, {str(path)!r})\n")
     for attempt in range(5):
         process = subprocess.Popen([sys.executable, "-c", writer])
         deadline = time.time() + 30
@@ -228,7 +276,7 @@ def test_a_malicious_pickle_is_refused_not_executed(workdir):
         torch.save({"model": Exploit()}, workdir / "out" / name)
     for result in (run("sample.py", f"--out_dir={workdir / 'out'}", check=False),
                    run(*train_args(workdir, "--init_from=resume"), check=False)):
-        assert "is not a loadable checkpoint (refused or damaged" in last_error_line(result)
+        assert "was refused as unsafe" in last_error_line(result)
     assert not marker.exists()
 
 
@@ -289,9 +337,53 @@ def remove_val_bin(workdir):
     (workdir / "data" / "tiny" / "val.bin").unlink()
 
 
+def truncate_best_pt(workdir):
+    path = workdir / "out" / "best.pt"
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+def change_best_pt(change):
+    """best.pt replaced by change(its contents)."""
+    def damage(workdir):
+        path = workdir / "out" / "best.pt"
+        torch.save(change(torch.load(path, weights_only=True)), path)
+    return damage
+
+
+def best_pt_as_ckpt_pt(workdir):
+    shutil.copy(workdir / "out" / "best.pt", workdir / "out" / "ckpt.pt")
+
+
+def best_pt_a_directory(workdir):
+    (workdir / "out" / "best.pt").unlink()
+    (workdir / "out" / "best.pt").mkdir()
+
+
+def latin1_file(workdir):
+    (workdir / "latin1.txt").write_bytes("Où est la café?\n".encode("latin-1"))
+
+
+def bpe_tokenizer_file(text):
+    """The dataset turned into a bpe.py one whose tokenizer file holds text (vocab_size kept), and
+    best.pt pointed at this copy of the dataset."""
+    def damage(workdir):
+        checkpoint = torch.load(workdir / "out" / "best.pt", weights_only=True)
+        checkpoint["config"]["data_dir"] = str(workdir / "data")
+        torch.save(checkpoint, workdir / "out" / "best.pt")
+        path = workdir / "data" / "tiny" / "meta.json"
+        meta = json.loads(path.read_text())
+        path.write_text(json.dumps({"vocab_size": meta["vocab_size"], "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe"}))
+        if text is not None:
+            (workdir / "data" / "tiny" / "tokenizer.bpe").write_text(text)
+    return damage
+
+
+BPE_HEADER = "tinyformers-bpe v1\n"
+
+
 BAD_INPUT = {
     "truncated bin": (truncate_train_bin, ["train_gpt.py"], [],
-                      "train.bin is truncated or damaged"),
+                      "train.bin is not the file WORKDIR/data/tiny/meta.json was written with: damaged"),
     "missing bin": (remove_val_bin, ["train_gpt.py"], [],
                     "val.bin is missing; prepare the dataset first"),
     "ids beyond vocab": (shrink_vocab_in_meta, ["train_gpt.py"], ["--max_iters=1"],
@@ -337,6 +429,30 @@ BAD_INPUT = {
                                        "was trained with --n_layer=2 --mlp=gelu: resume with the checkpoint's settings"),
     "mistyped value": (None, ["train_gpt.py"], ["--dropout=high"], "must be float like its default"),
     "bad choice": (None, ["train_gpt.py"], ["--init_from=gtp2"], "init_from must be scratch, resume, auto"),
+    # checkpoints (each other way one can be broken: BROKEN_FILES below)
+    "unsafe checkpoint": (change_best_pt(lambda c: {**c, "extra": argparse.Namespace(a=1)}), ["sample.py"], [],
+                          "best.pt was refused as unsafe: it holds Python objects other than tensors"),
+    "resuming from weights only": (best_pt_as_ckpt_pt, ["train_gpt.py"], ["--init_from=resume"],
+                                   "ckpt.pt lacks optimizer, rng: best.pt holds weights only, resume needs a ckpt.pt"),
+    # where output goes
+    "out_dir a file": (None, ["train_gpt.py"], ["--out_dir=WORKDIR/input.txt"], "input.txt is a file, not a directory"),
+    "out_dir under a file": (None, ["train_gpt.py"], ["--out_dir=WORKDIR/input.txt/out"],
+                             "could not create the directory WORKDIR/input.txt/out: Not a directory"),
+    "prepare into a file": (None, ["prepare/shakespeare_char.py"], ["--input", "WORKDIR/input.txt", "--out_dir",
+                                                                    "WORKDIR/input.txt"], "a file has that name"),
+    # text read as input
+    "prompt not UTF-8": (latin1_file, ["sample.py"], ["--start=FILE:WORKDIR/latin1.txt"],
+                         "latin1.txt is not UTF-8 text (invalid start byte: byte 0xf9); convert it first"),
+    "prompt file a directory": (None, ["sample.py"], ["--start=FILE:WORKDIR"], "is a directory, not a text file"),
+    "corpus not UTF-8": (latin1_file, ["prepare/shakespeare_char.py"], ["--input", "WORKDIR/latin1.txt", "--out_dir",
+                                                                        "WORKDIR/new"], "latin1.txt is not UTF-8 text"),
+    "bpe corpus not UTF-8": (latin1_file, ["prepare/text_bpe.py"], ["--input", "WORKDIR/latin1.txt", "--out_dir",
+                                                                    "WORKDIR/new"], "latin1.txt is not UTF-8 text"),
+    # a dataset's bpe.py tokenizer file end to end (each way one can be broken: BROKEN_FILES below)
+    "tokenizer with a bad pattern": (bpe_tokenizer_file(BPE_HEADER + '"[a-"\n{}\n'), ["sample.py"], [],
+                                     "the pattern (line 2) is not a valid regex"),
+    "meta.json bpe without its file": (write_meta('{"vocab_size": 5, "tokenizer": "bpe"}'), ["train_gpt.py"], [],
+                                       "a bpe tokenizer needs the name of its tokenizer_file"),
 }
 
 
@@ -346,18 +462,60 @@ def test_bad_input_is_a_one_line_error_and_damages_nothing(workdir, case):
     if damage:
         damage(workdir)
     before = checksums(workdir)
-    extra = [str(workdir / "broken.py") if arg == "BROKEN_CONFIG" else arg for arg in extra]
+    extra = [str(workdir / "broken.py") if arg == "BROKEN_CONFIG" else arg.replace("WORKDIR", str(workdir))
+             for arg in extra]
     if script == ["train_gpt.py"]:
         args = train_args(workdir, *extra)
-    else:
-        args = ["sample.py", f"--out_dir={workdir / 'out'}", "--device=cpu", *extra]
+    elif script == ["sample.py"]:
+        args = ["sample.py", f"--out_dir={workdir / 'out'}", "--device=cpu", "--max_new_tokens=3", *extra]
         if "--out_dir=nowhere" in extra:
             args.remove(f"--out_dir={workdir / 'out'}")
+    else:
+        args = [*script, *extra]
     result = run(*args, check=False)
     error = last_error_line(result)
-    assert error.startswith("error: ") and message in error, error
+    assert error.startswith("error: ") and message.replace("WORKDIR", str(workdir)) in error, error
     assert "Traceback" not in result.stderr
     assert checksums(workdir) == before
+
+
+def read_best_pt(workdir):
+    return training.load_trained(str(workdir / "out"), "best", "GPT")
+
+
+def read_tokenizer(workdir):
+    data = str(workdir / "data" / "tiny")
+    return training.load_tokenizer(training.read_meta(data, ""), data)
+
+
+# Every file a script reads goes through one function of training.py per kind, which the scripts
+# call first: each broken file, read through it, is one line naming the file and the fix.
+BROKEN_FILES = {
+    "truncated checkpoint": (truncate_best_pt, read_best_pt, "best.pt is truncated or not a checkpoint"),
+    "checkpoint that is a list": (change_best_pt(lambda c: [c]), read_best_pt, "is a 'list' checkpoint, not a GPT's"),
+    "checkpoint without model_args": (change_best_pt(lambda c: {k: v for k, v in c.items() if k != "model_args"}),
+                                      read_best_pt, "best.pt lacks model_args: it was not written by this project"),
+    "checkpoint a directory": (best_pt_a_directory, read_best_pt, "best.pt is a directory, not a checkpoint file"),
+    "tokenizer file missing": (bpe_tokenizer_file(None), read_tokenizer, "tokenizer.bpe is missing; prepare the dataset again"),
+    "tokenizer not a bpe.py file": (bpe_tokenizer_file("hello\n"), read_tokenizer, "not a bpe.py tokenizer file"),
+    "tokenizer pattern not JSON": (bpe_tokenizer_file(BPE_HEADER + "[a-\n{}\n"), read_tokenizer,
+                                   "the pattern (line 2) and special tokens (line 3) must be JSON"),
+    "tokenizer with bad specials": (bpe_tokenizer_file(BPE_HEADER + 'null\n["<|endoftext|>"]\n'), read_tokenizer,
+                                    "the special tokens (line 3) must map strings to ids >= 0"),
+    "tokenizer with a bad rank line": (bpe_tokenizer_file(BPE_HEADER + 'null\n{}\nYQ== 0\n!!! 1\n'), read_tokenizer,
+                                       "rank line 2 is not '<base64 token> <rank>'"),
+    "tokenizer with an id twice": (bpe_tokenizer_file(BPE_HEADER + 'null\n{"<|endoftext|>": 0}\nYQ== 0\n'), read_tokenizer,
+                                   "token ids must be unique"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_FILES))
+def test_a_broken_file_is_a_one_line_error_naming_it(workdir, case):
+    damage, read, message = BROKEN_FILES[case]
+    damage(workdir)
+    with pytest.raises(SystemExit) as error:
+        read(workdir)
+    assert str(error.value).startswith("error: ") and "\n" not in str(error.value) and message in str(error.value)
 
 
 def test_overwrite_lets_a_fresh_run_replace_a_trained_one(workdir):
