@@ -241,6 +241,7 @@ def test_prepare_script_bins_decode_to_the_90_10_split(tmp_path):
     tok = bpe.Tokenizer.load(out / meta["tokenizer_file"])
     train_ids = np.fromfile(out / "train.bin", dtype=np.uint16).tolist()
     val_ids = np.fromfile(out / "val.bin", dtype=np.uint16).tolist()
+    assert set(meta.pop("fingerprints")) == {"train.bin", "val.bin", "tokenizer.bpe"}  # the files it is made of
     assert meta == {"vocab_size": 300, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe",
                     "train_tokens": len(train_ids), "val_tokens": len(val_ids)}
     cut = int(len(text) * 0.9)

@@ -67,7 +67,7 @@ def test_learning_rate_schedule_by_hand():
 
 def test_checkpoints_round_trip_and_leave_no_temp_files(tmp_path):
     path = str(tmp_path / "ckpt.pt")
-    state = {"kind": "gpt", "model": {"w": torch.arange(4.0)}, "iter_num": 7, "config": {"a": "b"}, "rng": training.rng_state()}
+    state = {"kind": "gpt", "model": {"w": torch.arange(4.0)}, "model_args": {}, "iter_num": 7, "config": {"a": "b"}, "rng": training.rng_state()}
     training.save_checkpoint(state, path)
     training.save_checkpoint({**state, "iter_num": 8}, path)
     loaded = training.load_checkpoint(path, "GPT")
