@@ -9,9 +9,9 @@ script = "train_gpt.py"
 base_config = ""
 base_overrides = {"n_embd": 128, "bias": False}
 baseline = "gelu"
-variants = {
-    "gelu": {"mlp": "gelu", "mlp_hidden": 512},    # GPT-2 (tanh approximation)
-    "relu": {"mlp": "relu", "mlp_hidden": 512},
-    "relu2": {"mlp": "relu2", "mlp_hidden": 512},  # squared ReLU (Primer)
+variants = {  # mlp_hidden's default, 0, is 4 x n_embd = 512: the recipe's own gelu run is this ablation's baseline
+    "gelu": {"mlp": "gelu"},    # GPT-2 (tanh approximation)
+    "relu": {"mlp": "relu"},
+    "relu2": {"mlp": "relu2"},  # squared ReLU (Primer)
     "swiglu": {"mlp": "swiglu", "mlp_hidden": 341},
 }

@@ -1,9 +1,9 @@
 # Five ViT design choices, one at a time, on CIFAR-10 with config/vit_cpu.py (4 layers, 4 heads,
 # 128 wide, crop + flip only, batch 128) at a CPU budget: one epoch per run instead of two, in bf16
-# (the README's bench: 3x fp32's speed on CPUs with AMX). At one epoch this measures how fast each
+# (the README's bench: 3x fp32's speed on CPUs with AMX), one seed. At one epoch this measures how fast each
 # variant learns, not where it would end up: DropPath, a regularizer, pays off (if at all) only over
 # many epochs.
-# $ python analysis/ablate.py config/ablations/vit.py --seeds=2
+# $ python analysis/ablate.py config/ablations/vit.py --seeds=1 --data_dir=data --download=False --verify_md5=False
 script = "train_vit.py"
 base_config = "config/vit_cpu.py"
 base_overrides = {"epochs": 1, "dtype": "bfloat16"}
