@@ -348,9 +348,7 @@ def load_checkpoint(path, model_name, hint="train first, or check --out_dir", re
     """A checkpoint of model_name ("GPT" or "ViT"; None: either), with the keys every checkpoint has
     (and, to resume from, the optimizer's and the RNGs' state, which best.pt lacks). weights_only=True:
     a checkpoint is data, and loading one must never run code from it."""
-    if not os.path.isfile(path) and not os.path.isdir(path):
-        fail(f"no checkpoint at {path}; {hint}")
-    check_is_file(path, "a checkpoint file", "")
+    check_is_file(path, "a checkpoint file", f"no checkpoint at {path}; {hint}")
     if not is_zipfile(path):  # torch.save writes a zip archive, whose index is at its very end
         fail(f"{path} is truncated or not a checkpoint (no intact zip archive): a copy or a save that was cut "
              f"short? Copy it again, or train again")
@@ -677,17 +675,17 @@ def check_fingerprint(data_dir, meta, name):
              f"written by a prepare interrupted before its meta.json; prepare the dataset again")
 
 
-def check_is_file(path, what, if_missing):
-    """One line for a path that is a directory where `what` (a file) should be, or that is missing."""
+def check_is_file(path, what, missing):
+    """One line for a path that is a directory where `what` (a file) should be, or `missing` if nothing is there."""
     if os.path.isdir(path):
         fail(f"{path} is a directory, not {what}")
     if not os.path.isfile(path):
-        fail(f"{path} {if_missing}")
+        fail(missing)
 
 
 def read_text_file(path):
     """A whole UTF-8 text file given as input (a prompt, a corpus), each failure one line."""
-    check_is_file(path, "a text file", "does not exist")
+    check_is_file(path, "a text file", f"{path} does not exist")
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
@@ -703,7 +701,7 @@ def not_utf8(path, error):
 def read_bpe_file(path):
     """A bpe.py tokenizer file named by a dataset's meta.json, each failure one line."""
     import bpe
-    check_is_file(path, "a bpe.py tokenizer file", "is missing; prepare the dataset again")
+    check_is_file(path, "a bpe.py tokenizer file", f"{path} is missing; prepare the dataset again")
     try:
         return bpe.Tokenizer.load(path)
     except (ValueError, UnicodeDecodeError) as e:
@@ -755,6 +753,9 @@ def read_meta(data_dir, prepare_hint):
     if meta.get("tokenizer") == "char" and (not isinstance(itos, list) or len(itos) != vocab_size):
         fail(f"{path}: a char tokenizer needs an itos list of vocab_size={vocab_size} characters, got "
              f"{len(itos) if isinstance(itos, list) else type(itos).__name__}; prepare the dataset again: {prepare_hint}")
+    fingerprints = meta.get("fingerprints", {})
+    if not (isinstance(fingerprints, dict) and all(isinstance(v, str) for v in fingerprints.values())):
+        fail(f"{path}: fingerprints must map file names to strings, got {fingerprints!r}; prepare the dataset again: {prepare_hint}")
     if meta.get("tokenizer") == "bpe" and not isinstance(meta.get("tokenizer_file"), str):
         fail(f"{path}: a bpe tokenizer needs the name of its tokenizer_file; prepare the dataset again: {prepare_hint}")
     return meta

@@ -25,6 +25,7 @@ OUT_ROOT/compare.html through analysis/compare.py.
 """
 
 import ast
+import functools
 import glob
 import json
 import math
@@ -115,6 +116,7 @@ if base_config and not os.path.isfile(base_config):
     training.fail(f"{ablation_path}: base_config '{ablation['base_config']}' does not exist")
 
 
+@functools.cache  # finished_twin asks again for every marker it reads
 def script_settings(path):
     """The training script's settings and their defaults: its module-level assignments before the
     `config = training.configure(...)` line, read without running the script (that would train)."""
@@ -416,8 +418,9 @@ print("\n".join(lines[table_start:]))
 # bar each where every run evaluated once (a one-epoch ViT)
 x_key, y_key, _, x_label, y_label = CURVES[kind]
 shown = {variant: result["curve"] for variant, result in results.items() if result["curve"]["x"]}
+bars = max(len(points["x"]) for points in shown.values()) == 1
 fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-if max(len(points["x"]) for points in shown.values()) == 1:
+if bars:
     means = [points["mean"][0] for points in shown.values()]
     lows, highs = [points["low"][0] for points in shown.values()], [points["high"][0] for points in shown.values()]
     ax.barh(list(shown), means, xerr=[[m - lo for m, lo in zip(means, lows)], [hi - m for m, hi in zip(means, highs)]],
@@ -439,7 +442,7 @@ else:
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
     ax.legend(fontsize="small")
-ax.set_title(f"Ablation: {name} (mean over seeds; {'bars' if len(ax.patches) else 'shaded'}: lowest to highest seed)")
+ax.set_title(f"Ablation: {name} (mean over seeds; {'bars' if bars else 'shaded'}: lowest to highest seed)")
 ax.grid(True, alpha=0.3)
 common.save_figure(fig, os.path.join(out_root, "results.png"))
 print(f"wrote {os.path.join(out_root, 'results.md')}, results.json and results.png")

@@ -451,6 +451,8 @@ BAD_INPUT = {
     # a dataset's bpe.py tokenizer file end to end (each way one can be broken: BROKEN_FILES below)
     "tokenizer with a bad pattern": (bpe_tokenizer_file(BPE_HEADER + '"[a-"\n{}\n'), ["sample.py"], [],
                                      "the pattern (line 2) is not a valid regex"),
+    "meta.json fingerprints not a table": (write_meta('{"vocab_size": 5, "fingerprints": 7}'), ["train_gpt.py"], [],
+                                           "fingerprints must map file names to strings, got 7"),
     "meta.json bpe without its file": (write_meta('{"vocab_size": 5, "tokenizer": "bpe"}'), ["train_gpt.py"], [],
                                        "a bpe tokenizer needs the name of its tokenizer_file"),
 }
