@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 from torch.nn import functional as F
+from torch import nn
 
-from model_gpt import GPT, GPTConfig, KVCache, RMSNorm, MLP, apply_rope, rope_tables, sinusoidal_table
+from model_gpt import GPT, GPTConfig, KVCache, RMSNorm, MLP, Muon, apply_rope, rope_tables, sinusoidal_table
 
 OPTIONS = [  # one change from GPT-2 each
     dict(),
@@ -429,7 +430,36 @@ def test_muon_takes_exactly_the_blocks_matrices():
                                                                          "c_fc.weight", "c_gate.weight"))}
     assert muon_params == expected and len(expected) == 2 * 5
     assert adamw_params == {id(p) for p in model.parameters()} - expected
-    assert isinstance(optimizer.optimizers["muon"], torch.optim.Muon)
+    assert isinstance(optimizer.optimizers["muon"], Muon)
+    assert optimizer.optimizers["muon"].ns_dtype == torch.float32  # on a CPU; bfloat16 on CUDA
+
+
+def test_muon_in_bfloat16_steps_exactly_like_torch_optim_muon():
+    torch.manual_seed(0)
+    ours = [nn.Parameter(torch.randn(48, 16)), nn.Parameter(torch.randn(16, 64))]  # tall and wide
+    theirs = [nn.Parameter(p.detach().clone()) for p in ours]
+    muon = Muon(ours, lr=0.01, weight_decay=0.1, ns_dtype=torch.bfloat16)
+    reference = torch.optim.Muon(theirs, lr=0.01, weight_decay=0.1, adjust_lr_fn="match_rms_adamw")
+    for _ in range(5):
+        for p, q in zip(ours, theirs):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        muon.step()
+        reference.step()
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p, q, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(96, 32), (32, 128)])  # tall and wide: well-conditioned
+def test_muon_orthogonalize_in_float32_approximates_u_v_transposed(shape):
+    torch.manual_seed(0)
+    G = torch.randn(shape)
+    X = Muon.orthogonalize(G, steps=5, dtype=torch.float32)
+    singular_values = torch.linalg.svdvals(X)
+    assert 0.5 < singular_values.min() and singular_values.max() < 1.3  # all near 1, not exactly 1
+    U, _, Vh = torch.linalg.svd(G, full_matrices=False)
+    cosine = (X * (U @ Vh)).sum() / (X.norm() * (U @ Vh).norm())
+    assert cosine > 0.97
 
 
 def muon_run(model, optimizer, steps, x, y, scaler=None):
