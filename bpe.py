@@ -357,18 +357,38 @@ def _descending(token):
     return tuple(255 - b for b in token) + (256,)
 
 
-def _merge_pair(ids, a, b, new_id):
-    """Replace every non-overlapping occurrence of (a, b), left to right, by new_id."""
-    out = []
-    i, n = 0, len(ids)
-    while i < n:
-        if ids[i] == a and i + 1 < n and ids[i + 1] == b:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
+def _merge_pair(ids, a, b, new_id, freq, delta):
+    """Replace every non-overlapping occurrence of (a, b), left to right, by new_id, and add to delta
+    how the chunk's pair counts change, freq times each. Only the pairs around an occurrence change:
+    x a b y becomes x new y, so (x, a), (a, b), (b, y) lose freq and (x, new), (new, y) gain it. x is
+    the output's last id, which is new_id itself when two occurrences touch (a b a b -> new new), so
+    the (new, a) the first added, the second takes away. Returns the merged list and the pairs that
+    gained, or None where (a, b) does not occur. ids.index finds each a at C speed."""
+    out, gained, i, n, found = [], [], 0, len(ids), False
+    while True:
+        try:
+            j = ids.index(a, i)
+        except ValueError:
+            break
+        if j + 1 == n or ids[j + 1] != b:
+            out += ids[i:j + 1]
+            i = j + 1
+            continue
+        out += ids[i:j]
+        delta[a, b] -= freq
+        if out:
+            delta[out[-1], a] -= freq
+            delta[out[-1], new_id] += freq
+            gained.append((out[-1], new_id))
+        if j + 2 < n:
+            delta[b, ids[j + 2]] -= freq
+            delta[new_id, ids[j + 2]] += freq
+            gained.append((new_id, ids[j + 2]))
+        out.append(new_id)
+        i, found = j + 2, True
+    if not found:
+        return None, gained
+    return out + ids[i:], gained
 
 
 def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=(), uint16=False, verbose=False,
@@ -406,7 +426,8 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
         streams through in ~1 MB pieces cut where no chunk spans the cut
         (_stream_pieces), and worker processes split and count the pieces;
       - pair counts are kept up to date incrementally: merging a pair only
-        re-counts the chunks that contain it (pair -> set of chunk indices);
+        touches the chunks that contain it (pair -> set of chunk indices), and
+        there only the pairs next to each occurrence (_merge_pair);
       - the best pair comes from a heap. Counts of existing pairs only go down
         when merging, so a stale heap entry is detected when it is popped
         (its stored count differs) and pushed back with the current count.
@@ -476,22 +497,15 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
         key.append(_descending(token))
         progress.update()
 
-        # re-count only the chunks that contain (a, b): subtract their old pairs,
-        # add their new pairs, and net everything out in `delta`
+        # re-count only the chunks that contain (a, b), netting every change out in `delta`
         delta = defaultdict(int)
         for ci in where.pop((a, b)):
-            ids = chunks[ci]
-            merged = _merge_pair(ids, a, b, new_id)
-            if len(merged) == len(ids):
+            merged, gained = _merge_pair(chunks[ci], a, b, new_id, freqs[ci], delta)
+            if merged is None:
                 continue  # stale index entry: an earlier merge removed the pair here
-            freq = freqs[ci]
-            for pair in zip(ids, ids[1:]):
-                delta[pair] -= freq
-            for pair in zip(merged, merged[1:]):
-                delta[pair] += freq
-                if new_id in pair:
-                    where[pair].add(ci)
             chunks[ci] = merged
+            for pair in gained:
+                where[pair].add(ci)
         for pair, d in delta.items():
             if d == 0:
                 continue

@@ -51,6 +51,7 @@ verify_md5 = True      # check the files against torchvision's md5 sums; False f
 num_workers = min(8, training.available_cores())  # DataLoader processes doing the augmentation (0: in the main process)
 # model
 patch_size = 4
+stem = "patch"         # "patch": one patch_size x patch_size conv (ViT); "conv": 3x3 stride-2 convs (Xiao et al. 2021)
 n_layer = 8
 n_head = 6
 n_embd = 192
@@ -214,7 +215,7 @@ elapsed_before = 0.0  # training seconds of the run(s) this one resumes
 start_step, resumed_loss_sum = 0, 0.0  # where in the first epoch to start, and its train loss so far
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "ViT", "train first with --init_from=scratch, or check --out_dir", resume=True)
-    training.check_resume_settings(config, checkpoint, ["patch_size", "n_layer", "n_head", "n_embd", "mlp_ratio", "dropout",
+    training.check_resume_settings(config, checkpoint, ["patch_size", "stem", "n_layer", "n_head", "n_embd", "mlp_ratio", "dropout",
                                    "attn_dropout", "drop_path", "pool", "norm", "norm_placement", "mlp", "bias"], ckpt_path)
     model_config = ViTConfig(**checkpoint["model_args"])  # the shape is the checkpoint's, not the flags'
     if model_config.n_classes != n_classes:
@@ -225,7 +226,7 @@ else:
     try:
         model_config = ViTConfig(img_size=32, patch_size=patch_size, in_chans=3, n_classes=n_classes,
                                  n_layer=n_layer, n_head=n_head, n_embd=n_embd, mlp_ratio=mlp_ratio,
-                                 dropout=dropout, attn_dropout=attn_dropout, drop_path=drop_path,
+                                 dropout=dropout, attn_dropout=attn_dropout, drop_path=drop_path, stem=stem,
                                  pool=pool, norm=norm, norm_placement=norm_placement, mlp=mlp, bias=bias)
     except ValueError as e:
         training.fail(str(e))

@@ -100,6 +100,7 @@ def random_text(seed, n, alphabet):
      ("<|endoftext|>", "<|sep|>")),
     (random_text(0, 3000, "abc \n"), 320, None, ()),  # tiny alphabet: repeated byte strings
     (random_text(1, 3000, "ab cd\n"), 300, bpe.GPT2_SPLIT_PATTERN, ()),
+    ("aaaaaaa bab ababab aaaab\n" * 20 + random_text(2, 2000, "aab"), 300, None, ()),  # touching occurrences
     (SAMPLE[:1500], 400, bpe.GPT4_SPLIT_PATTERN, ("<|endoftext|>",)),
 ])
 def test_trainer_matches_slow_reference(text, vocab_size, pattern, specials):

@@ -93,10 +93,11 @@ def random_cifar(tmp_path_factory):
 # -----------------------------------------------------------------------------
 # the model
 
-@pytest.mark.parametrize("pool, norm", [("cls", "layernorm"), ("mean", "rmsnorm")])
-def test_forward_gives_one_logit_per_class_and_the_cross_entropy_loss(pool, norm):
+@pytest.mark.parametrize("pool, norm, stem", [("cls", "layernorm", "patch"), ("mean", "rmsnorm", "patch"),
+                                              ("cls", "layernorm", "conv")])
+def test_forward_gives_one_logit_per_class_and_the_cross_entropy_loss(pool, norm, stem):
     torch.manual_seed(0)
-    config = ViTConfig(n_layer=2, n_head=2, n_embd=32, n_classes=7, pool=pool, norm=norm)
+    config = ViTConfig(n_layer=2, n_head=2, n_embd=32, n_classes=7, pool=pool, norm=norm, stem=stem)
     model = ViT(config)
     images, targets = torch.randn(3, 3, 32, 32), torch.tensor([0, 6, 3])
     logits, loss = model(images, targets)
@@ -124,6 +125,19 @@ def test_bad_shapes_raise_value_errors():
         ViTConfig(img_size=32, patch_size=5)
     with pytest.raises(ValueError, match="does not divide"):
         ViTConfig(n_head=5, n_embd=192)
+    with pytest.raises(ValueError, match="patch_size must be a power of 2"):
+        ViTConfig(img_size=36, patch_size=6, stem="conv")
+
+
+@pytest.mark.parametrize("stem, patch_size, pool", [("patch", 4, "cls"), ("conv", 4, "mean"), ("conv", 8, "cls")])
+def test_flops_per_image_are_three_times_the_forward_flops_torch_counts(stem, patch_size, pool):
+    from torch.utils.flop_counter import FlopCounterMode
+    model = ViT(ViTConfig(n_layer=2, n_head=2, n_embd=32, patch_size=patch_size, stem=stem, pool=pool,
+                          bias=False, flash=False))
+    with FlopCounterMode(display=False) as counter:  # every matmul and conv of one forward
+        model(torch.randn(1, 3, 32, 32))
+    # backward costs twice the forward; the estimate also counts the norms' gains as if they multiplied
+    assert model.estimate_flops_per_image() == pytest.approx(3 * counter.get_total_flops(), rel=0.01)
 
 
 def hand_block(block, x, norm_placement, mlp):
@@ -193,7 +207,8 @@ def test_post_norm_has_no_final_norm_and_pre_norm_does(pool):
 
 
 @pytest.mark.parametrize("field, value, valid", [("norm_placement", "middle", "pre, post"),
-                                                 ("mlp", "swish", "gelu, relu, none")])
+                                                 ("mlp", "swish", "gelu, relu, none"),
+                                                 ("stem", "hybrid", "patch, conv")])
 def test_unknown_option_values_raise_value_errors_listing_the_valid_ones(field, value, valid):
     with pytest.raises(ValueError, match=f"{field}='{value}' is not one of {valid}"):
         ViTConfig(**{field: value})
