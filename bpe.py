@@ -357,9 +357,9 @@ def _descending(token):
     return tuple(255 - b for b in token) + (256,)
 
 
-def _merge_pair(ids, a, b, new_id, freq, delta):
-    """Replace every non-overlapping occurrence of (a, b), left to right, by new_id, and add to delta
-    how the chunk's pair counts change, freq times each. Only the pairs around an occurrence change:
+def _merge_pair(ids, a, b, new_id, freq, pair_counts):
+    """Replace every non-overlapping occurrence of (a, b), left to right, by new_id, and update
+    pair_counts by this chunk's change, freq times each. Only the pairs around an occurrence change:
     x a b y becomes x new y, so (x, a), (a, b), (b, y) lose freq and (x, new), (new, y) gain it. x is
     the output's last id, which is new_id itself when two occurrences touch (a b a b -> new new), so
     the (new, a) the first added, the second takes away. Returns the merged list and the pairs that
@@ -375,14 +375,14 @@ def _merge_pair(ids, a, b, new_id, freq, delta):
             i = j + 1
             continue
         out += ids[i:j]
-        delta[a, b] -= freq
+        pair_counts[a, b] -= freq
         if out:
-            delta[out[-1], a] -= freq
-            delta[out[-1], new_id] += freq
+            pair_counts[out[-1], a] -= freq
+            pair_counts[out[-1], new_id] += freq
             gained.append((out[-1], new_id))
         if j + 2 < n:
-            delta[b, ids[j + 2]] -= freq
-            delta[new_id, ids[j + 2]] += freq
+            pair_counts[b, ids[j + 2]] -= freq
+            pair_counts[new_id, ids[j + 2]] += freq
             gained.append((new_id, ids[j + 2]))
         out.append(new_id)
         i, found = j + 2, True
@@ -497,25 +497,20 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
         key.append(_descending(token))
         progress.update()
 
-        # re-count only the chunks that contain (a, b), netting every change out in `delta`
-        delta = defaultdict(int)
+        # update the counts of the pairs around each occurrence of (a, b), in the chunks that have it
+        new_pairs = set()
         for ci in where.pop((a, b)):
-            merged, gained = _merge_pair(chunks[ci], a, b, new_id, freqs[ci], delta)
+            merged, gained = _merge_pair(chunks[ci], a, b, new_id, freqs[ci], pair_counts)
             if merged is None:
                 continue  # stale index entry: an earlier merge removed the pair here
             chunks[ci] = merged
             for pair in gained:
                 where[pair].add(ci)
-        for pair, d in delta.items():
-            if d == 0:
-                continue
-            count = pair_counts[pair] + d
-            if count:
-                pair_counts[pair] = count
-            else:
-                del pair_counts[pair]
-            if d > 0:  # only pairs containing the new token appear; they need a heap entry
-                heapq.heappush(heap, (-count, key[pair[0]], key[pair[1]], pair[0], pair[1]))
+            new_pairs.update(gained)
+        # pairs holding the new token need a heap entry; those whose count fell are found stale when popped
+        for pair in new_pairs:
+            if pair_counts[pair] > 0:  # (new, a) of "a b a b" is gained, then lost again
+                heapq.heappush(heap, (-pair_counts[pair], key[pair[0]], key[pair[1]], pair[0], pair[1]))
     progress.close()
 
     n_ranks = len(vocab)

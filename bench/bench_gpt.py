@@ -1,0 +1,97 @@
+"""
+Training-step speed of model_gpt.GPT in fp32 and bf16 autocast, with attention through
+F.scaled_dot_product_attention (flash=True, what nanoGPT does) or written out (flash=False), eager
+and torch.compile'd, at two shapes: nanoGPT's "baby GPT" (6 layers, 6 heads, 384 wide, context 256,
+batch 16) and train_gpt.py's CPU default (4 layers, 4 heads, 128 wide, context 64, batch 12). All
+variants take turns in rounds in one run, so the ratios hold on a busy machine. A step is what
+train_gpt.py does: forward, cross-entropy, backward, clip, AdamW step.
+
+    python bench/bench_gpt.py                    # eager only
+    python bench/bench_gpt.py --compile=True     # also compiled (minutes of compiling on a CPU)
+
+bf16 pays off on CPUs only where the hardware multiplies bf16 natively (AMX, AVX512-BF16); elsewhere
+torch converts each operand to fp32 and back, and bf16 runs slower than fp32. The first line says
+which this CPU is.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import training  # noqa: E402
+from model_gpt import GPT, GPTConfig  # noqa: E402
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant (compilation happens here)")
+parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
+parser.add_argument("--rounds", type=int, default=3, help="rounds in which the variants take turns")
+parser.add_argument("--compile", type=lambda s: s.lower() in ("1", "true", "yes"), default=False)
+parser.add_argument("--device", default="auto")
+args = parser.parse_args()
+device = training.pick_device(args.device)
+SHAPES = {  # name: (model settings, batch size)
+    "baby GPT": (dict(n_layer=6, n_head=6, n_embd=384, block_size=256), 16),
+    "CPU default": (dict(n_layer=4, n_head=4, n_embd=128, block_size=64), 12),
+}
+
+
+class Variant:
+    def __init__(self, shape, dtype, flash, compiled):
+        self.shape, self.dtype, self.flash, self.compiled = shape, dtype, flash, compiled
+        self.name = f"{shape:11s} {dtype:8s} {'sdpa' if flash else 'written':7s} {'compiled' if compiled else 'eager'}"
+        settings, self.batch_size = SHAPES[shape]
+        torch.manual_seed(0)
+        self.raw_model = GPT(GPTConfig(vocab_size=128, bias=False, dropout=0.0, flash=flash, **settings)).to(device)
+        self.optimizer = self.raw_model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), device.split(":")[0])
+        self.model = torch.compile(self.raw_model) if compiled else self.raw_model
+        T = settings["block_size"]
+        self.x, self.y = (torch.randint(0, 65, (self.batch_size, T), device=device) for _ in range(2))
+        self.times = []
+
+    def step(self):
+        with training.autocast(device, self.dtype):
+            _, loss = self.model(self.x, self.y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def tokens_per_second(self):
+        return self.batch_size * self.x.size(1) / statistics.median(self.times)
+
+
+def sync():
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+native_bf16 = [name for name, check in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
+               if getattr(torch.cpu, check, lambda: False)()]
+print(f"device {device}, {torch.get_num_threads()} threads; CPU bf16 in hardware: {', '.join(native_bf16) or 'no'}")
+variants = [Variant(shape, dtype, flash, compiled) for shape in SHAPES for compiled in ([False, True] if args.compile else [False])
+            for dtype in ("float32", "bfloat16") for flash in (True, False)]
+for variant in variants:
+    start = time.perf_counter()
+    for _ in range(args.warmup):
+        variant.step()
+    sync()
+    print(f"  warmed up {variant.name} in {time.perf_counter() - start:.0f}s", flush=True)
+for _ in range(args.rounds):
+    for variant in variants:
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            variant.step()
+            sync()
+            variant.times.append(time.perf_counter() - start)
+
+print(f"\n{'variant':40s} {'tokens/s':>9s} {'x fp32 sdpa eager':>18s}")
+for variant in variants:
+    reference = next(v for v in variants if v.shape == variant.shape and v.dtype == "float32" and v.flash
+                     and not v.compiled)
+    speed = variant.tokens_per_second()
+    print(f"{variant.name:40s} {speed:9,.0f} {speed / reference.tokens_per_second():17.2f}x")
