@@ -8,6 +8,7 @@ train_gpt.py does: forward, cross-entropy, backward, clip, AdamW step.
 
     python bench/bench_gpt.py                    # eager only
     python bench/bench_gpt.py --compile=True     # also compiled (minutes of compiling on a CPU)
+    python bench/bench_gpt.py --shapes="CPU default"   # the small shape only (bf16 without AMX: slow)
 
 bf16 pays off on CPUs only where the hardware multiplies bf16 natively (AMX, AVX512-BF16); elsewhere
 torch converts each operand to fp32 and back, and bf16 runs slower than fp32. The first line says
@@ -18,20 +19,17 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import training  # noqa: E402
+from bench import rounds  # noqa: E402
 from model_gpt import GPT, GPTConfig  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant (compilation happens here)")
-parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
-parser.add_argument("--rounds", type=int, default=3, help="rounds in which the variants take turns")
-parser.add_argument("--compile", type=lambda s: s.lower() in ("1", "true", "yes"), default=False)
-parser.add_argument("--device", default="auto")
+rounds.add_timing_args(parser, warmup=2, steps=3, rounds=3, compile=False)
+parser.add_argument("--shapes", default="baby GPT,CPU default", help="which of the two shapes, comma-separated")
 args = parser.parse_args()
 device = training.pick_device(args.device)
 SHAPES = {  # name: (model settings, batch size)
@@ -70,24 +68,14 @@ def sync():
         torch.cuda.synchronize()
 
 
+if set(args.shapes.split(",")) - set(SHAPES):
+    parser.error(f"--shapes: choose among {', '.join(SHAPES)}")
 native_bf16 = [name for name, check in (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
                if getattr(torch.cpu, check, lambda: False)()]
 print(f"device {device}, {torch.get_num_threads()} threads; CPU bf16 in hardware: {', '.join(native_bf16) or 'no'}")
-variants = [Variant(shape, dtype, flash, compiled) for shape in SHAPES for compiled in ([False, True] if args.compile else [False])
+variants = [Variant(shape, dtype, flash, compiled) for shape in args.shapes.split(",") for compiled in ([False, True] if args.compile else [False])
             for dtype in ("float32", "bfloat16") for flash in (True, False)]
-for variant in variants:
-    start = time.perf_counter()
-    for _ in range(args.warmup):
-        variant.step()
-    sync()
-    print(f"  warmed up {variant.name} in {time.perf_counter() - start:.0f}s", flush=True)
-for _ in range(args.rounds):
-    for variant in variants:
-        for _ in range(args.steps):
-            start = time.perf_counter()
-            variant.step()
-            sync()
-            variant.times.append(time.perf_counter() - start)
+rounds.time_in_rounds(variants, args, sync)
 
 print(f"\n{'variant':40s} {'tokens/s':>9s} {'x fp32 sdpa eager':>18s}")
 for variant in variants:

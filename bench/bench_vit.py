@@ -25,15 +25,12 @@ from timm.models.vision_transformer import VisionTransformer
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import training  # noqa: E402
+from bench import rounds  # noqa: E402
 from model_vit import ViT, ViTConfig  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--batch_size", type=int, default=128)
-parser.add_argument("--warmup", type=int, default=3, help="untimed steps per variant (compilation happens here)")
-parser.add_argument("--steps", type=int, default=2, help="timed steps per variant per round")
-parser.add_argument("--rounds", type=int, default=5, help="rounds in which the variants take turns")
-parser.add_argument("--compile", type=lambda s: s.lower() in ("1", "true", "yes"), default=True)
-parser.add_argument("--device", default="auto")
+rounds.add_timing_args(parser, warmup=3, steps=2, rounds=5, compile=True)
 args = parser.parse_args()
 device = training.pick_device(args.device)
 device_type = "cuda" if device.startswith("cuda") else "cpu"
@@ -67,7 +64,7 @@ class Variant:
         self.model = torch.compile(self.raw_model) if compiled else self.raw_model
         self.times = []
 
-    def step(self, images, labels):
+    def step(self):
         with training.autocast(device, self.dtype):
             out = self.model(images)
             logits = out[0] if isinstance(out, tuple) else out
@@ -89,19 +86,7 @@ variants = [Variant(impl, dtype, compiled) for compiled in ([False, True] if arg
             for dtype in dtypes for impl in ("timm", "ours")]
 print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch_size}; "
       f"{ViT(config).estimate_flops_per_image() / 1e9:.2f} GFLOP per training image")
-for variant in variants:
-    start = time.perf_counter()
-    for _ in range(args.warmup):
-        variant.step(images, labels)
-    sync()
-    print(f"  warmed up {variant.name} in {time.perf_counter() - start:.0f}s", flush=True)
-for _ in range(args.rounds):
-    for variant in variants:
-        for _ in range(args.steps):
-            start = time.perf_counter()
-            variant.step(images, labels)
-            sync()
-            variant.times.append(time.perf_counter() - start)
+rounds.time_in_rounds(variants, args, sync)
 
 flops_per_image = ViT(config).estimate_flops_per_image()
 timm_fp32_eager = variants[0].images_per_second()
