@@ -382,6 +382,23 @@ def check_fresh_out_dir(out_dir, overwrite):
         fail(f"out_dir {out_dir} is a file, not a directory")
 
 
+def script_settings(path):
+    """A training script's settings and their defaults: its module-level assignments before the
+    `config = training.configure(...)` line, read without running the script (that would train)."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    settings = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id == "config":
+                break
+            try:
+                settings[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                settings[node.targets[0].id] = None  # computed (num_workers = min(8, cores)): any type goes
+    return settings
+
+
 def check_resume_settings(config, checkpoint, keys, ckpt_path):
     """Resuming trains the checkpoint's model: a setting of that model given differently now would be
     ignored, then saved in the checkpoint's config as if it had been used. Refuse, naming them."""

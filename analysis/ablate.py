@@ -24,7 +24,6 @@ variant's learning curve: the mean and range over seeds), results.png (those cur
 OUT_ROOT/compare.html through analysis/compare.py.
 """
 
-import ast
 import functools
 import glob
 import json
@@ -116,22 +115,7 @@ if base_config and not os.path.isfile(base_config):
     training.fail(f"{ablation_path}: base_config '{ablation['base_config']}' does not exist")
 
 
-@functools.cache  # finished_twin asks again for every marker it reads
-def script_settings(path):
-    """The training script's settings and their defaults: its module-level assignments before the
-    `config = training.configure(...)` line, read without running the script (that would train)."""
-    with open(path) as f:
-        tree = ast.parse(f.read())
-    settings = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            if node.targets[0].id == "config":
-                break
-            try:
-                settings[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                settings[node.targets[0].id] = None  # computed (num_workers = min(8, cores)): any type goes
-    return settings
+script_settings = functools.cache(training.script_settings)  # finished_twin asks again for every marker
 
 
 def as_arg(key, value):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,3 +268,18 @@ def test_the_training_scripts_use_the_same_names_for_the_same_things():
     for script in ("train_gpt.py", "train_vit.py", "train_classifier.py"):
         with open(os.path.join(root, script)) as f:
             assert shared <= top_level_assignments(ast.parse(f.read())).keys(), script
+
+
+# a shipped config is run by train_vit.py (vit_*), train_classifier.py (classify_*) or train_gpt.py
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT_OF_CONFIG = {"vit_": "train_vit.py", "classify_": "train_classifier.py"}
+
+
+@pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "config").glob("*.py")))
+def test_every_shipped_config_sets_only_settings_of_its_script_with_their_types(config_file):
+    script = next((s for prefix, s in SCRIPT_OF_CONFIG.items() if config_file.startswith(prefix)), "train_gpt.py")
+    defaults = training.script_settings(REPO / script)
+    assert {"out_dir", "learning_rate"} <= set(defaults)  # the parser found the script's settings
+    # a key the script lacks, or a value of another type, is a SystemExit naming it
+    config = training.configure(defaults, [str(REPO / "config" / config_file)])
+    assert set(config) == set(defaults)
