@@ -478,9 +478,9 @@ class GPT(nn.Module):
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, optimizer="adamw"):
         """optimizer="adamw": AdamW with weight decay on matrices (matmul weights, embeddings) only:
         decaying biases and norm gains just fights the model for no regularisation benefit.
-        optimizer="muon": Muon (Jordan et al. 2024) for the blocks' 2-D weight matrices, which it
-        orthogonalises each step (the Muon class below), and the AdamW above for everything else (embeddings, head, norms,
-        biases). Muon's lr is scaled per matrix to match AdamW's update size ("match_rms_adamw"), so
+        optimizer="muon": Muon (Jordan et al. 2024, the class below) for the blocks' 2-D weight
+        matrices, which it orthogonalises each step, and the AdamW above for everything else
+        (embeddings, head, norms, biases). Muon's lr is scaled per matrix to match AdamW's update size ("match_rms_adamw"), so
         both share learning_rate and the schedule: the returned CombinedOptimizer lists every group
         in param_groups."""
         if optimizer not in ("adamw", "muon"):
@@ -661,17 +661,16 @@ class Muon(torch.optim.Optimizer):
     def orthogonalize(G, steps, dtype):
         """Newton-Schulz iteration towards U V^T of G = U S V^T (an SVD would be exact, and slow on
         GPUs): X <- a X + (b A + c A^2) X with A = X X^T maps every singular value s of X through
-        a s + b s^3 + c s^5. These coefficients push the small ones up steeply; after 5 steps they
-        all but the tiniest lie near 1 (roughly 0.6 to 1.2), which trains as well as exactly 1."""
+        a s + b s^3 + c s^5. These coefficients push the small ones up steeply; after 5 steps all
+        but the tiniest lie near 1 (roughly 0.6 to 1.2), which trains as well as exactly 1."""
         a, b, c = 3.4445, -4.7750, 2.0315
-        X = G.to(dtype)
-        if G.size(0) > G.size(1):
-            X = X.T                                  # (m, n) with m <= n: A is the smaller Gram matrix
+        tall = G.size(0) > G.size(1)
+        X = G.to(dtype).T if tall else G.to(dtype)   # (m, n) with m <= n: A is the smaller Gram matrix
         X = X / X.norm().clamp(min=1e-7)             # Frobenius >= spectral norm: singular values <= 1
         for _ in range(steps):
             A = X @ X.T                                          # (m, m)
             X = torch.addmm(X, torch.addmm(A, A, A, beta=b, alpha=c), X, beta=a)  # a X + (b A + c A A) X
-        return X.T if G.size(0) > G.size(1) else X
+        return X.T if tall else X
 
     @torch.no_grad()
     def step(self):

@@ -64,7 +64,7 @@ mean = {}
 for name, runs in results.items():
     seconds, losses = [s for s, _ in runs], [loss for _, loss in runs]
     mean[name] = statistics.mean(seconds)
-    spread = lambda xs: f" ± {statistics.stdev(xs):.{3 if xs is losses else 1}f}" if len(xs) > 1 else ""
-    print(f"{name:>15} {len(runs):>5} {mean[name]:>8.1f}{spread(seconds):>6} {statistics.mean(losses):>9.4f}"
-          f"{spread(losses):>6} {'yes' if max(losses) <= TARGET else 'no':>8}")
+    spread = lambda xs, digits: f" ± {statistics.stdev(xs):.{digits}f}" if len(xs) > 1 else ""
+    print(f"{name:>15} {len(runs):>5} {mean[name]:>8.1f}{spread(seconds, 1):>6} {statistics.mean(losses):>9.4f}"
+          f"{spread(losses, 3):>6} {'yes' if max(losses) <= TARGET else 'no':>8}")
 print(f"speedrun / recipe wall time: {mean['speedrun_cpu'] / mean['nanoGPT recipe']:.2f}x (goal <= 0.33x)")
