@@ -44,10 +44,14 @@ from tqdm import tqdm
 # -----------------------------------------------------------------------------
 # split patterns
 
-# GPT-2's pre-tokenization regex, as published with GPT-2: English contractions,
-# optional-space + letters, optional-space + digits, optional-space + other
-# symbols, and whitespace (a run of spaces leaves its last space to the next word).
-GPT2_SPLIT_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# GPT-2's pre-tokenization regex: English contractions, optional-space + letters,
+# optional-space + digits, optional-space + other symbols, and whitespace (a run
+# of spaces leaves its last space to the next word). GPT-2 published it with the
+# contractions spelled out ('s|'t|'re|...); written '(?:[sdmt]|ll|ve|re), as
+# tiktoken writes them, it splits every text the same and the regex module runs
+# it faster (bench/bench_bpe.py).
+GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+GPT2_PUBLISHED_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 # GPT-4's (tiktoken cl100k_base): case-insensitive contractions, numbers in
 # groups of at most 3 digits, and newlines kept apart from other whitespace.
@@ -62,6 +66,7 @@ PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN, "none": None
 
 FILE_VERSION = "tinyformers-bpe v1"  # first line of a saved tokenizer file
 NO_RANK = sys.maxsize  # stands for "this byte string is not a token": larger than any rank
+BYTES = [bytes([b]) for b in range(256)]  # byte value -> the one-byte string
 
 
 def _replace_surrogates(text):
@@ -80,8 +85,8 @@ def _special_regex(specials):
 # the whole text would: before a newline that follows a letter or digit for the
 # GPT-2 and GPT-4 patterns (no chunk of theirs spans such a point, and neither
 # looks behind), after any newline for the line pattern. Other patterns: nowhere.
-_SAFE_CUTS = {GPT2_SPLIT_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)", GPT4_SPLIT_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)",
-              None: r"(?r)\n"}
+_SAFE_CUTS = {GPT2_SPLIT_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)", GPT2_PUBLISHED_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)",
+              GPT4_SPLIT_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)", None: r"(?r)\n"}
 
 
 def _stream_pieces(texts, pattern, specials, min_chars):
@@ -110,21 +115,6 @@ def _stream_pieces(texts, pattern, specials, min_chars):
 # -----------------------------------------------------------------------------
 # the tokenizer
 
-class _ChunkCache(dict):
-    """chunk text -> tuple of ids. Natural text repeats the same words over and
-    over, so after warming up most chunks cost one dict lookup. Being a dict
-    subclass with __missing__ lets encode run as map(cache.__getitem__, chunks)
-    at C speed and still fall back to the BPE merge loop on a miss."""
-
-    def __init__(self, bpe):
-        super().__init__()
-        self.bpe = bpe
-
-    def __missing__(self, chunk):
-        ids = self[chunk] = self.bpe(chunk.encode("utf-8"))
-        return ids
-
-
 class Tokenizer:
     """Byte-level BPE: mergeable ranks (bytes -> id), special tokens (str -> id)
     and the split pattern (a regex string, or None for one chunk per line)."""
@@ -141,7 +131,9 @@ class Tokenizer:
         self._decoder.update((i, s.encode("utf-8")) for s, i in self.special_tokens.items())
         if len(self._decoder) != len(self.mergeable_ranks) + len(self.special_tokens):
             raise ValueError("token ids must be unique across mergeable ranks and special tokens")
-        self._cache = _ChunkCache(self._bpe)
+        # chunk text -> tuple of ids. Natural text repeats the same words over and
+        # over, so most chunks cost one dict lookup instead of the merge loop
+        self._cache = {}
 
     @property
     def n_vocab(self):
@@ -158,7 +150,7 @@ class Tokenizer:
         whole = ranks.get(piece)
         if whole is not None:  # common words are one token: skip the loop
             return (whole,)
-        parts = [piece[i:i + 1] for i in range(len(piece))]
+        parts = [BYTES[b] for b in piece]
         # pair_ranks[i] is the rank of parts[i] + parts[i+1] (NO_RANK: not a token);
         # after a merge only the two neighbours of the merged pair need a new lookup
         pair_ranks = [ranks.get(a + b, NO_RANK) for a, b in zip(parts, parts[1:])]
@@ -167,7 +159,7 @@ class Tokenizer:
             if best == NO_RANK:
                 break
             i = pair_ranks.index(best)
-            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+            parts[i] += parts.pop(i + 1)
             del pair_ranks[i]
             if i > 0:
                 pair_ranks[i - 1] = ranks.get(parts[i - 1] + parts[i], NO_RANK)
@@ -178,11 +170,14 @@ class Tokenizer:
     def encode_ordinary(self, text):
         """Encode text as ordinary text: special-token strings get no special
         treatment (they are split and merged like anything else)."""
-        if len(self._cache) > self.MAX_CACHE:
-            self._cache.clear()
+        cache = self._cache
+        if len(cache) > self.MAX_CACHE:
+            cache.clear()
         try:
             chunks = self._split.findall(text)
-            return list(chain.from_iterable(map(self._cache.__getitem__, chunks)))
+            for chunk in set(chunks).difference(cache):  # each new chunk through the merge loop once
+                cache[chunk] = self._bpe(chunk.encode("utf-8"))
+            return list(chain.from_iterable(map(cache.__getitem__, chunks)))
         except UnicodeEncodeError:  # rare: lone surrogates, see _replace_surrogates
             return self.encode_ordinary(_replace_surrogates(text))
 

@@ -5,6 +5,7 @@ import json
 import random
 import subprocess
 import sys
+import sysconfig
 from collections import Counter
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def gpt2():
 def gpt2_tiktoken():
     tiktoken = pytest.importorskip("tiktoken")
     import tiktoken.load
-    return tiktoken.Encoding(name="gpt2", pat_str=bpe.GPT2_SPLIT_PATTERN,
+    # GPT-2's pattern as published, not ours: the reference must not share our rewriting of it
+    return tiktoken.Encoding(name="gpt2", pat_str=bpe.GPT2_PUBLISHED_PATTERN,
                              mergeable_ranks=tiktoken.load.load_tiktoken_bpe(str(GPT2_FILE)),
                              special_tokens={"<|endoftext|>": 50256})
 
@@ -180,6 +182,15 @@ def test_trained_ranks_match_tiktoken_on_held_out_text(trained):
 def test_gpt2_hello_world(gpt2):
     assert gpt2.encode("Hello world") == [15496, 995]
     assert gpt2.n_vocab == 50257
+
+
+def test_gpt2_pattern_splits_every_text_like_the_published_one():
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    code = "".join(path.read_text(encoding="utf-8", errors="replace") for path in sorted(stdlib.glob("*.py"))[:40])
+    texts = [SAMPLE, HELD_OUT, code, "I'm sure you'll've 'd 'S 'LL don't ''s '' 'x 're've 'tis \n'm ' s",
+             random_text(2, 20_000, "'smtdlvrexS \n\t1.")]
+    for text in texts:
+        assert regex.findall(bpe.GPT2_SPLIT_PATTERN, text) == regex.findall(bpe.GPT2_PUBLISHED_PATTERN, text)
 
 
 @needs_gpt2
