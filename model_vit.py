@@ -293,26 +293,39 @@ class ViT(nn.Module):
             loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
         return logits, loss
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, optimizer="adamw"):
         """
         AdamW with weight decay only on weight matrices and conv kernels (params with >= 2 dims).
         Biases and norm gains are 1-D: decaying them only fights the normalization. The position
         embeddings and the CLS token are >= 2-D but are embeddings, not weights, so they are not
         decayed either (as in timm's no_weight_decay()).
+        optimizer="muon": the blocks' weight matrices get Muon instead (model_gpt.Muon, which
+        orthogonalises each update; it shares learning_rate and the schedule), the rest AdamW.
         """
+        if optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer={optimizer!r} is not one of adamw, muon")
         no_decay_names = {"pos_embed", "cls_token"}
-        decay, no_decay = [], []
+        decay, no_decay, matrices = [], [], []
         for name, param in self.named_parameters():
             if not param.requires_grad:
                 continue
-            if param.dim() >= 2 and name not in no_decay_names:
+            if optimizer == "muon" and name.startswith("blocks.") and param.dim() == 2:
+                matrices.append(param)
+            elif param.dim() >= 2 and name not in no_decay_names:
                 decay.append(param)
             else:
                 no_decay.append(param)
         groups = [{"params": decay, "weight_decay": weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         # the fused CUDA kernel updates all params in a few launches instead of a few per param
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=(device_type == "cuda"))
+        adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=(device_type == "cuda"))
+        if optimizer == "adamw":
+            return adamw
+        from model_gpt import CombinedOptimizer, Muon  # the GPT's file is where Muon is explained
+        # float32 Newton-Schulz on CPUs: their bfloat16 matmuls are slow without AMX (see Muon)
+        ns_dtype = torch.bfloat16 if device_type == "cuda" else torch.float32
+        muon = Muon(matrices, lr=learning_rate, weight_decay=weight_decay, ns_dtype=ns_dtype)
+        return CombinedOptimizer({"adamw": adamw, "muon": muon})
 
     def estimate_flops_per_image(self):
         """

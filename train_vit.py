@@ -13,10 +13,14 @@ $ torchrun --standalone --nproc_per_node=8 train_vit.py config/vit_cifar10.py
 Any setting below can be changed by a config file and then by --key=value, e.g. --epochs=50.
 Resume after a stop or crash with --init_from=resume (same out_dir): it continues where ckpt.pt
 left off (the end of an epoch, or the step where SIGTERM/Ctrl-C stopped it) and, on CPU, trains
-exactly as if it had never stopped. best.pt holds the weights with the best test top-1.
+exactly as if it had never stopped. best.pt holds the weights with the best top-1 after an epoch:
+on the test split, or with --val_images=N on the last N training images, held out from training;
+the test split is then read once, at the end, by best.pt (its result in out_dir/test.json).
 """
 
+import copy
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -25,7 +29,7 @@ import time
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision import transforms
 from torchvision.transforms import v2
 
@@ -49,6 +53,10 @@ data_dir = "data"      # holds cifar-10-batches-py/ or cifar-100-python/
 download = True        # fetch the dataset with torchvision if it is not in data_dir
 verify_md5 = True      # check the files against torchvision's md5 sums; False for a copy you made yourself
 num_workers = min(8, training.available_cores())  # DataLoader processes doing the augmentation (0: in the main process)
+val_images = 0         # hold out the last val_images training images to evaluate every epoch and choose best.pt
+                       # by; the test split is then read once, at the end (0: evaluate the test split every epoch)
+batch_augment = False  # crop and flip whole batches in the training process, not image by image in DataLoader
+                       # workers: far cheaper where cores are few (needs autoaugment="none", random_erasing=0)
 # model
 patch_size = 4
 stem = "patch"         # "patch": one patch_size x patch_size conv (ViT); "conv": 3x3 stride-2 convs (Xiao et al. 2021)
@@ -70,7 +78,9 @@ mixup = 0.8            # MixUp alpha (0: off)
 cutmix = 1.0           # CutMix alpha (0: off); with both on, each batch gets one of the two at random
 random_erasing = 0.25  # probability of erasing a random rectangle of each image
 label_smoothing = 0.1
+tta_flip = False       # evaluate each image and its mirror image, predicting from the mean of their probabilities
 # optimizer: AdamW, linear warmup then cosine decay, stepped every batch
+optimizer = "adamw"    # or "muon" (the blocks' weight matrices; AdamW for the rest)
 batch_size = 256       # images per step per process
 learning_rate = 1e-3
 min_lr = 1e-5
@@ -97,6 +107,10 @@ if dataset not in training.CIFAR:
     training.fail(f"dataset must be cifar10 or cifar100, got '{dataset}'")
 if autoaugment not in ("trivialaugment", "randaugment", "none"):
     training.fail(f"autoaugment must be trivialaugment, randaugment or none, got '{autoaugment}'")
+if batch_augment and (autoaugment != "none" or random_erasing > 0):
+    training.fail("batch_augment crops and flips only: add --autoaugment=none --random_erasing=0, or drop it")
+if optimizer not in ("adamw", "muon"):
+    training.fail(f"optimizer must be adamw or muon, got '{optimizer}'")
 if init_from not in ("scratch", "resume", "auto"):
     training.fail(f"init_from must be scratch, resume or auto, got '{init_from}'")
 ckpt_path = training.checkpoint_path(out_dir, "last")
@@ -107,6 +121,8 @@ if eval_only and init_mode != "resume":
 ddp = training.setup_distributed(device)  # ddp.device: the device this process runs on
 device_type = ddp.device.split(":")[0]    # "cuda", "cpu" or "mps"
 precision = training.resolve_dtype(dtype, ddp.device)
+if optimizer == "muon" and precision == "float16":
+    training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
 compile_model = training.resolve_compile(compile, ddp.device)
 guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "step", ckpt_path)
 torch.manual_seed(seed + ddp.rank)  # each rank its own DropPath and MixUp draws
@@ -153,6 +169,9 @@ test_set = training.load_cifar(dataset, data_dir, False, download, verify_md5)
 if ddp.enabled and ddp.master:
     dist.barrier()
 n_classes = len(train_set.classes)
+if not 0 <= val_images < len(train_set):
+    training.fail(f"val_images must be in [0, {len(train_set)}) for {dataset}'s training images, got {val_images}")
+n_train = len(train_set) - val_images  # the first n_train images train the model, the rest are held out
 
 normalize = training.cifar_normalize(dataset)
 augment = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
@@ -163,8 +182,17 @@ elif autoaugment == "randaugment":
 augment += normalize
 if random_erasing > 0:
     augment.append(transforms.RandomErasing(p=random_erasing))
-train_data = SeededAugment(train_set, transforms.Compose(augment), seed)
 test_set.transform = transforms.Compose(normalize)
+held_out = copy.copy(train_set)  # the same images, without augmentation
+held_out.transform = transforms.Compose(normalize)
+held_out = Subset(held_out, range(n_train, len(train_set)))
+if batch_augment:  # the training images as one uint8 tensor on the device; the loader gives indices into it
+    train_images = torch.from_numpy(train_set.data[:n_train]).permute(0, 3, 1, 2).to(ddp.device)  # (N, 3, 32, 32)
+    train_labels = torch.tensor(train_set.targets[:n_train], device=ddp.device)
+    mean, std = (torch.tensor(v, device=ddp.device)[:, None, None] for v in training.CIFAR[dataset][2:])
+    train_data = range(n_train)
+else:
+    train_data = SeededAugment(Subset(train_set, range(n_train)), transforms.Compose(augment), seed)
 
 # every rank takes an equal share of a fresh permutation each epoch (set_epoch reseeds it from
 # seed + epoch); dropping the last partial batch keeps every step's shape the same for torch.compile
@@ -189,14 +217,34 @@ train_sampler = ResumableSampler(train_data, num_replicas=ddp.world_size, rank=d
 loader_args = dict(num_workers=num_workers, pin_memory=(device_type == "cuda"),
                    persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed),
                    worker_init_fn=training.ignore_stop_signals)
-train_loader = DataLoader(train_data, batch_size=batch_size, sampler=train_sampler, drop_last=True, **loader_args)
-# the test set is split rank::world_size without padding, so the summed counts are exact
-test_loader = DataLoader(test_set, batch_size=2 * batch_size,
-                         sampler=range(ddp.rank, len(test_set), ddp.world_size), **loader_args)
+train_loader = DataLoader(train_data, batch_size=batch_size, sampler=train_sampler, drop_last=True,
+                          **(dict(generator=loader_args["generator"]) if batch_augment else loader_args))
+# evaluation sets are split rank::world_size without padding, so the summed counts are exact
+test_loader, held_out_loader = (DataLoader(images, batch_size=2 * batch_size, **loader_args,
+                                           sampler=range(ddp.rank, len(images), ddp.world_size))
+                                for images in (test_set, held_out))
+eval_loader = held_out_loader if val_images > 0 else test_loader  # evaluated after every epoch
 steps_per_epoch = len(train_loader)
 if steps_per_epoch == 0:
     training.fail(f"batch_size={batch_size} x {ddp.world_size} process(es) is more than the "
-                  f"{len(train_set)} training images")
+                  f"{n_train} training images")
+
+
+def train_batches(epoch, start_step):
+    """The (images, labels) of one epoch from start_step on, augmented, on the device."""
+    train_sampler.set_epoch(epoch)
+    if not batch_augment:
+        train_data.epoch.fill_(epoch)
+        for images, labels in train_loader:
+            yield images.to(ddp.device, non_blocking=True), labels.to(ddp.device, non_blocking=True)
+        return
+    for step_in_epoch, indices in enumerate(train_loader, start=start_step):
+        # seeded per (epoch, step, rank), as SeededAugment per image: a resumed run draws the same crops
+        batch_id = step_in_epoch * ddp.world_size + ddp.rank
+        generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + batch_id)
+        indices = indices.to(ddp.device)
+        images = training.random_crop_flip(train_images[indices], 4, generator)  # (B, 3, 32, 32) uint8
+        yield (images.float() / 255 - mean) / std, train_labels[indices]
 
 # MixUp / CutMix blend pairs of images in a batch and their labels (targets become class
 # probabilities); done on the device, batch by batch, after the per-image augmentation
@@ -215,7 +263,7 @@ elapsed_before = 0.0  # training seconds of the run(s) this one resumes
 start_step, resumed_loss_sum = 0, 0.0  # where in the first epoch to start, and its train loss so far
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "ViT", "train first with --init_from=scratch, or check --out_dir", resume=True)
-    training.check_resume_settings(config, checkpoint, ["patch_size", "stem", "n_layer", "n_head", "n_embd", "mlp_ratio", "dropout",
+    training.check_resume_settings(config, checkpoint, ["val_images", "optimizer", "patch_size", "stem", "n_layer", "n_head", "n_embd", "mlp_ratio", "dropout",
                                    "attn_dropout", "drop_path", "pool", "norm", "norm_placement", "mlp", "bias"], ckpt_path)
     model_config = ViTConfig(**checkpoint["model_args"])  # the shape is the checkpoint's, not the flags'
     if model_config.n_classes != n_classes:
@@ -231,7 +279,7 @@ else:
     except ValueError as e:
         training.fail(str(e))
 model = ViT(model_config).to(ddp.device)
-optim = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+optim = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type, optimizer)
 scaler = training.grad_scaler(ddp.device, precision)
 if init_mode == "resume":
     model.load_state_dict(checkpoint["model"])
@@ -249,7 +297,7 @@ train_model = DDP(fast_model, device_ids=[ddp.local_rank] if device_type == "cud
 if ddp.master:
     print(f"ViT: {model.n_params() / 1e6:.2f}M parameters, {model_config.n_patches} patches of "
           f"{model_config.patch_size}x{model_config.patch_size}, {model.estimate_flops_per_image() / 1e9:.2f} GFLOP per "
-          f"training image; {dataset}: {len(train_set)} train / {len(test_set)} test images; "
+          f"training image; {dataset}: {n_train} train / {val_images} held-out / {len(test_set)} test images; "
           f"{steps_per_epoch} steps per epoch of {batch_size} x {ddp.world_size} images; "
           f"device {ddp.device}, dtype {precision}, compile {compile_model}, {num_workers} data workers")
     if compile_model:
@@ -259,17 +307,20 @@ timer = training.Timer()  # seconds since the start, for the logs
 
 
 @torch.no_grad()
-def evaluate():
-    """Test-set loss and top-1/top-5 accuracy, summed over every rank's share of the images."""
+def evaluate(loader):
+    """Loss and top-1/top-5 accuracy on the loader's images, summed over every rank's share of them."""
     fast_model.eval()
     # loss sum, top-1 hits, top-5 hits, images. float32 (MPS has no float64): counts stay exact up to
     # 2^24 images, and a loss sum over a test set needs no more than float32's 7 digits
     totals = torch.zeros(4, device=ddp.device)
-    for images, labels in test_loader:
+    for images, labels in loader:
         images = images.to(ddp.device, non_blocking=True)
         labels = labels.to(ddp.device, non_blocking=True)
         with training.autocast(ddp.device, precision):
             logits, _ = fast_model(images)
+            if tta_flip:  # and its mirror image: the prediction is the mean of the two probabilities
+                mirrored, _ = fast_model(images.flip(-1))
+                logits = torch.logaddexp(logits.float().log_softmax(-1), mirrored.float().log_softmax(-1)) - math.log(2)
         loss_sum = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
         top5 = logits.topk(min(5, n_classes), dim=1).indices   # (B, 5), best first
         hits = top5 == labels[:, None]                          # (B, 5): at most one True per row
@@ -282,8 +333,8 @@ def evaluate():
     return loss_sum / count, top1 / count, top5 / count
 
 
-if eval_only:  # evaluate, then skip the training loop below
-    val_loss, top1, top5 = evaluate()
+if eval_only:  # evaluate on the test split, then skip the training loop below
+    val_loss, top1, top5 = evaluate(test_loader)
     if ddp.master:
         print(f"epoch {epoch}: val loss {val_loss:.4f}, top-1 {top1:.2%}, top-5 {top5:.2%}")
 
@@ -316,20 +367,16 @@ def lr_at(step):
 if epoch >= last_epoch and not eval_only and ddp.master:
     print(f"nothing to do: {epoch} epochs are done (epochs={epochs}, stop_at_epoch={stop_at_epoch})")
 train_model.train()
-first_step, stopped = True, False
+first_step, stopped, trained = True, False, False
 while epoch < last_epoch and not (eval_only or stopped):
-    train_sampler.set_epoch(epoch)
-    train_data.epoch.fill_(epoch)
     loss_sum = torch.full((), resumed_loss_sum, device=ddp.device)  # summed on the device: no GPU sync every step
     epoch_start, epoch_first_step = time.time(), start_step  # for the epoch's training throughput
     # (a run stopped after an epoch's last step resumes with nothing left of it: straight to its evaluation)
-    for step_in_epoch, (images, labels) in enumerate(train_loader, start=start_step):
+    for step_in_epoch, (images, labels) in enumerate(train_batches(epoch, start_step), start=start_step):
         step = epoch * steps_per_epoch + step_in_epoch
         lr = lr_at(step)
         for group in optim.param_groups:
             group["lr"] = lr
-        images = images.to(ddp.device, non_blocking=True)
-        labels = labels.to(ddp.device, non_blocking=True)
         if mix_batch is not None:
             images, labels = mix_batch(images, labels)  # labels: (B,) indices -> (B, n_classes) probabilities
         with training.autocast(ddp.device, precision):
@@ -360,17 +407,19 @@ while epoch < last_epoch and not (eval_only or stopped):
 
     start_step, resumed_loss_sum = 0, 0.0
     epoch += 1  # the epoch is done: what follows describes the model after `epoch` epochs
+    trained = True
     guard.check()
     if ddp.enabled:
         dist.all_reduce(loss_sum)
     train_loss = loss_sum.item() / (steps_per_epoch * ddp.world_size)  # .item() waits for the device
     images_per_s = (steps_per_epoch - epoch_first_step) * images_per_step / (time.time() - epoch_start)
-    val_loss, top1, top5 = evaluate()
+    val_loss, top1, top5 = evaluate(eval_loader)
     is_best = top1 > best_top1 and math.isfinite(val_loss)
     best_top1 = top1 if is_best else best_top1
     if ddp.master:
         print(f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-              f"top-1 {top1:.2%}, top-5 {top5:.2%} (best {best_top1:.2%}), {elapsed_before + timer.elapsed():.0f}s")
+              f"top-1 {top1:.2%}, top-5 {top5:.2%} (best {best_top1:.2%}) on the {'held-out' if val_images else 'test'} "
+              f"images, {elapsed_before + timer.elapsed():.0f}s")
         metrics.log({"epoch": epoch, "step": epoch * steps_per_epoch, "train_loss": train_loss,
                      "val_loss": val_loss, "top1": top1, "top5": top5, "lr": lr_at(epoch * steps_per_epoch - 1),
                      "images_seen": epoch * steps_per_epoch * images_per_step,
@@ -382,7 +431,23 @@ while epoch < last_epoch and not (eval_only or stopped):
         print(f"val loss is {val_loss}: not saving this model over the last good checkpoint")
     last_log_time = time.time()  # evaluation and checkpoints don't count in the next img/s
 
+if val_images > 0 and trained and epoch == epochs:
+    # the held-out images chose best.pt; the test split is read once, now, by that model
+    if ddp.enabled:
+        dist.barrier()  # rank 0 has written best.pt
+    best_path = training.checkpoint_path(out_dir, "best")
+    if os.path.exists(best_path):
+        best = training.load_checkpoint(best_path, "ViT")
+        model.load_state_dict(best["model"])
+        test_loss, test_top1, test_top5 = evaluate(test_loader)
+        if ddp.master:
+            print(f"test split, best.pt (epoch {best['epoch']}): loss {test_loss:.4f}, top-1 {test_top1:.2%}, "
+                  f"top-5 {test_top5:.2%}, {elapsed_before + timer.elapsed():.0f}s")
+            with training.atomic_write(os.path.join(out_dir, "test.json")) as tmp_path, open(tmp_path, "w") as f:
+                json.dump({"checkpoint": "best.pt", "epoch": best["epoch"], "images": len(test_set), "loss": test_loss,
+                           "top1": test_top1, "top5": test_top5, "elapsed_s": round(elapsed_before + timer.elapsed(), 3)}, f)
+
 # The DataLoader workers ignore SIGTERM, which is how Python ends its daemon processes at exit: drop
 # the loaders (and with them their iterators) first, which asks their workers to finish.
-del train_loader, test_loader
+del train_loader, test_loader, held_out_loader, eval_loader
 training.cleanup_distributed(ddp)

@@ -5,6 +5,7 @@ and then writes its parameters, so the test can compare ranks with each other an
 process that accumulates gradients over the same global batch.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -120,9 +121,12 @@ def test_vit_trains_and_evaluates_on_two_ranks(tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_vit.py",
          f"--data_dir={data_dir}", "--download=False", "--verify_md5=False", "--batch_size=16", "--epochs=1",
          "--n_layer=2", "--n_head=2", "--n_embd=32", "--compile=False", "--num_workers=0", "--dtype=float32",
-         "--device=cpu", "--mixup=0.8", f"--out_dir={tmp_path / 'out'}"],
+         "--device=cpu", "--mixup=0.8", "--val_images=32", f"--out_dir={tmp_path / 'out'}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "160 train / 32 test images; 5 steps per epoch of 16 x 2 images" in result.stdout
+    assert "128 train / 32 held-out / 32 test images; 4 steps per epoch of 16 x 2 images" in result.stdout
+    # the held-out images chose best.pt; the two ranks then read the test split with it, half each
+    assert result.stdout.count("test split, best.pt (epoch 1)") == 1
+    assert json.loads((tmp_path / "out" / "test.json").read_text())["images"] == 32
     checkpoint = torch.load(tmp_path / "out" / "ckpt.pt", weights_only=True)
     assert checkpoint["epoch"] == 1 and len(checkpoint["rng"]) == 2  # both ranks' RNG states

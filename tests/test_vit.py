@@ -26,6 +26,7 @@ import torch.nn.functional as F
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+import training  # noqa: E402
 from model_vit import ViT, ViTConfig  # noqa: E402
 
 TINY_MODEL = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--compile=False", "--num_workers=0",
@@ -83,6 +84,11 @@ def train_vit(*args):
 def read_log(out_dir):
     with open(os.path.join(out_dir, "log.jsonl")) as f:
         return [json.loads(line) for line in f]
+
+
+def read_test_json(out_dir):
+    with open(os.path.join(out_dir, "test.json")) as f:
+        return json.load(f)
 
 
 @pytest.fixture(scope="module")
@@ -228,8 +234,33 @@ def test_weight_decay_only_on_weight_matrices():
     assert "blocks.0.attn.c_attn.weight" in decayed and "patch_embed.proj.weight" in decayed
 
 
+def test_muon_takes_the_blocks_weight_matrices_and_adamw_everything_else():
+    model = ViT(ViTConfig(n_layer=2, n_head=2, n_embd=32, stem="conv", patch_size=8))
+    optimizer = model.configure_optimizers(0.05, 1e-3, (0.9, 0.999), "cpu", optimizer="muon")
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_muon = {names[id(p)] for group in optimizer.optimizers["muon"].param_groups for p in group["params"]}
+    by_adamw = {names[id(p)] for group in optimizer.optimizers["adamw"].param_groups for p in group["params"]}
+    assert by_muon | by_adamw == set(names.values()) and not by_muon & by_adamw
+    # 2 blocks x (c_attn, attn.c_proj, c_fc, mlp.c_proj)
+    assert by_muon == {f"blocks.{i}.{m}.weight" for i in range(2) for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
+
+
 # -----------------------------------------------------------------------------
 # the training script
+
+def test_random_crop_flip_gives_each_image_one_of_torchvisions_crops_and_flips():
+    from torchvision.transforms import functional as TF
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    out = training.random_crop_flip(images, 4, torch.Generator().manual_seed(0))
+    seen = set()
+    for image, result in zip(images, out):
+        padded = TF.pad(image, 4)  # what RandomCrop(32, padding=4) crops from
+        matches = [(top, left, flip) for top in range(9) for left in range(9) for flip in (False, True)
+                   if torch.equal(result, (TF.hflip if flip else lambda x: x)(TF.crop(padded, top, left, 32, 32)))]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) > 48  # 64 draws of 162 choices: each image its own
+    assert torch.equal(out, training.random_crop_flip(images, 4, torch.Generator().manual_seed(0)))
 
 @pytest.fixture(scope="module")
 def first_epoch(random_cifar, tmp_path_factory):
@@ -369,6 +400,75 @@ def test_sigterm_mid_epoch_saves_and_the_resumed_run_matches_a_straight_run(stra
     assert_same_run(straight_dir, preempted_dir)
 
 
+@pytest.fixture(scope="module")
+def held_out_run(random_cifar, tmp_path_factory):
+    """Three epochs holding out the last 64 of the 320 training images, augmented a batch at a time,
+    with Muon (whose state a resumed run must restore too)."""
+    args = [f"--data_dir={random_cifar}", "--download=False", "--verify_md5=False", "--batch_size=32",
+            "--epochs=3", "--val_images=64", "--batch_augment=True", "--autoaugment=none", "--random_erasing=0",
+            "--mixup=0.8", "--optimizer=muon", *TINY_MODEL, "--log_interval=1"]
+    out_dir = str(tmp_path_factory.mktemp("vit-held-out"))
+    code, out, err = train_vit(*args, f"--out_dir={out_dir}")
+    assert code == 0, err
+    return out_dir, args, out
+
+
+def accuracy(checkpoint, images, labels, mirrored_too=False):
+    """(top-1, cross-entropy) of a checkpoint on uint8 (N, 32, 32, 3) images; mirrored_too: from the
+    mean of the probabilities for each image and its mirror image."""
+    model = ViT(ViTConfig(**checkpoint["model_args"]))
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    mean, std = (torch.tensor(v) for v in training.CIFAR["cifar10"][2:])
+    x = (torch.from_numpy(images).float().permute(0, 3, 1, 2) / 255 - mean[:, None, None]) / std[:, None, None]
+    with torch.no_grad():
+        probs = model(x)[0].softmax(-1)
+        if mirrored_too:
+            probs = probs + model(x.flip(-1))[0].softmax(-1)
+        probs = probs / probs.sum(-1, keepdim=True)
+    labels = torch.tensor(labels)
+    return (probs.argmax(-1) == labels).float().mean().item(), F.nll_loss(probs.log(), labels).item()
+
+
+def test_held_out_images_choose_best_pt_and_the_test_split_is_read_once_by_it(random_cifar, held_out_run):
+    out_dir, _, out = held_out_run
+    train_set = training.load_cifar("cifar10", random_cifar, True, False, False)
+    test_set = training.load_cifar("cifar10", random_cifar, False, False, False)
+    epochs, test = read_log(out_dir), read_test_json(out_dir)
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    # each epoch was evaluated on the 64 held-out images, the last model as ckpt.pt holds it
+    last = torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
+    assert epochs[-1]["top1"] == pytest.approx(accuracy(last, train_set.data[-64:], train_set.targets[-64:])[0])
+    # best.pt is the epoch with the best held-out top-1, and the test split was read by it alone
+    best = torch.load(os.path.join(out_dir, "best.pt"), weights_only=True)
+    assert best["epoch"] == test["epoch"] == max(epochs, key=lambda r: r["top1"])["epoch"]
+    assert test["top1"] == pytest.approx(accuracy(best, test_set.data, test_set.targets)[0])
+    assert out.count("test split, best.pt") == 1 and "on the held-out images" in out
+
+
+def test_tta_flip_predicts_from_each_image_and_its_mirror_image(random_cifar, first_epoch):
+    out_dir, args = first_epoch
+    code, out, err = train_vit(*args, f"--out_dir={out_dir}", "--init_from=resume", "--eval_only=True", "--tta_flip=True")
+    assert code == 0, err
+    test_set = training.load_cifar("cifar10", random_cifar, False, False, False)
+    checkpoint = torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
+    top1, loss = accuracy(checkpoint, test_set.data, test_set.targets, mirrored_too=True)
+    assert f"val loss {loss:.4f}, top-1 {top1:.2%}" in out, out
+    _, loss_without = accuracy(checkpoint, test_set.data, test_set.targets)
+    assert f"{loss:.4f}" != f"{loss_without:.4f}"  # the mirror images did change the predictions
+
+
+def test_batch_augment_and_muon_resume_mid_epoch_exactly(held_out_run, tmp_path):
+    straight_dir, args, _ = held_out_run
+    preempted_dir = str(tmp_path / "preempted")
+    preempt(args, preempted_dir, "epoch 1 step 10/")
+    code, _, err = train_vit(*args, f"--out_dir={preempted_dir}", "--init_from=resume")
+    assert code == 0, err
+    assert_same_run(straight_dir, preempted_dir)
+    straight, resumed = read_test_json(straight_dir), read_test_json(preempted_dir)
+    assert [straight[k] for k in ("epoch", "loss", "top1")] == [resumed[k] for k in ("epoch", "loss", "top1")]
+
+
 def test_a_run_stopped_after_an_epochs_last_step_resumes(random_cifar, tmp_path):
     # one step per epoch (320 images, batch 320): a stop always lands on an epoch's last step,
     # where the resumed epoch has no step left to run, only its evaluation
@@ -446,8 +546,11 @@ def test_files_failing_the_md5_check_are_a_one_line_error(random_cifar):
 @pytest.mark.parametrize("flag, expected", [("--patch_size=5", "image size 32 is not divisible by patch size 5"),
                                             ("--n_head=5", "n_head=5 does not divide n_embd=32"),
                                             ("--mlp=swish", "mlp='swish' is not one of gelu, relu, none"),
-                                            ("--norm_placement=middle", "norm_placement='middle' is not one of pre, post")])
-def test_bad_model_shape_is_a_one_line_error(random_cifar, flag, expected):
+                                            ("--norm_placement=middle", "norm_placement='middle' is not one of pre, post"),
+                                            ("--val_images=320", "val_images must be in [0, 320)"),
+                                            ("--batch_augment=True", "batch_augment crops and flips only: add --autoaugment=none"),
+                                            ("--optimizer=sgd", "optimizer must be adamw or muon, got 'sgd'")])
+def test_bad_setting_is_a_one_line_error(random_cifar, flag, expected):
     code, _, err = train_vit(f"--data_dir={random_cifar}", "--download=False", "--verify_md5=False",
                              *TINY_MODEL, flag)
     assert_one_line_error(code, err, expected)
