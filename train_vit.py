@@ -1,8 +1,9 @@
 """
 Train a Vision Transformer (model_vit.py) from scratch on CIFAR-10 or CIFAR-100.
 
-On a laptop CPU (a small model that visibly learns in minutes):
+On a laptop CPU (a small model that visibly learns in minutes; then the 10-minute CPU speedrun):
 $ python train_vit.py config/vit_cpu.py
+$ python train_vit.py config/vit_speedrun_cpu.py
 
 On one GPU (the seed model with the full recipe):
 $ python train_vit.py config/vit_cifar10.py
