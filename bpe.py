@@ -85,8 +85,9 @@ def _special_regex(specials):
 # the whole text would: before a newline that follows a letter or digit for the
 # GPT-2 and GPT-4 patterns (no chunk of theirs spans such a point, and neither
 # looks behind), after any newline for the line pattern. Other patterns: nowhere.
-_SAFE_CUTS = {GPT2_SPLIT_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)", GPT2_PUBLISHED_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)",
-              GPT4_SPLIT_PATTERN: r"(?r)[\p{L}\p{N}](?=\n)", None: r"(?r)\n"}
+_AFTER_LETTER_OR_DIGIT = r"(?r)[\p{L}\p{N}](?=\n)"
+_SAFE_CUTS = {GPT2_SPLIT_PATTERN: _AFTER_LETTER_OR_DIGIT, GPT2_PUBLISHED_PATTERN: _AFTER_LETTER_OR_DIGIT,
+              GPT4_SPLIT_PATTERN: _AFTER_LETTER_OR_DIGIT, None: r"(?r)\n"}
 
 
 def _stream_pieces(texts, pattern, specials, min_chars):

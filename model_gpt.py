@@ -480,9 +480,9 @@ class GPT(nn.Module):
         decaying biases and norm gains just fights the model for no regularisation benefit.
         optimizer="muon": Muon (Jordan et al. 2024, the class below) for the blocks' 2-D weight
         matrices, which it orthogonalises each step, and the AdamW above for everything else
-        (embeddings, head, norms, biases). Muon's lr is scaled per matrix to match AdamW's update size ("match_rms_adamw"), so
-        both share learning_rate and the schedule: the returned CombinedOptimizer lists every group
-        in param_groups."""
+        (embeddings, head, norms, biases). Muon's lr is scaled per matrix to match AdamW's update
+        size ("match_rms_adamw"), so both share learning_rate and the schedule: the returned
+        CombinedOptimizer lists every group in param_groups."""
         if optimizer not in ("adamw", "muon"):
             raise ValueError(f"optimizer={optimizer!r} is not one of adamw, muon")
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
@@ -498,11 +498,7 @@ class GPT(nn.Module):
         adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
         if optimizer == "adamw":
             return adamw
-        # bfloat16 Newton-Schulz is what GPUs run fast; a CPU's float32 matmuls are fast everywhere,
-        # its bfloat16 ones only with AMX or AVX512-BF16 (tens of times slower without)
-        ns_dtype = torch.bfloat16 if device_type == "cuda" else torch.float32
-        muon = Muon(muon_params, lr=learning_rate, weight_decay=weight_decay, ns_dtype=ns_dtype)
-        return CombinedOptimizer({"adamw": adamw, "muon": muon})
+        return Muon.beside(adamw, muon_params, learning_rate, weight_decay, device_type)
 
     def estimate_flops_per_token(self):
         """Training FLOPs per token, forward + backward (PaLM paper, appendix B): 6 per weight that
@@ -656,6 +652,15 @@ class Muon(torch.optim.Optimizer):
     def __init__(self, params, lr, weight_decay, momentum=0.95, ns_steps=5, ns_dtype=torch.bfloat16):
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, ns_steps=ns_steps))
         self.ns_dtype = ns_dtype
+
+    @classmethod
+    def beside(cls, adamw, matrices, lr, weight_decay, device_type):
+        """Muon for `matrices` and the given AdamW for every other parameter, as one CombinedOptimizer."""
+        # bfloat16 Newton-Schulz is what GPUs run fast; a CPU's float32 matmuls are fast everywhere,
+        # its bfloat16 ones only with AMX or AVX512-BF16 (tens of times slower without)
+        ns_dtype = torch.bfloat16 if device_type == "cuda" else torch.float32
+        muon = cls(matrices, lr=lr, weight_decay=weight_decay, ns_dtype=ns_dtype)
+        return CombinedOptimizer({"adamw": adamw, "muon": muon})
 
     @staticmethod
     def orthogonalize(G, steps, dtype):

@@ -321,11 +321,8 @@ class ViT(nn.Module):
         adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=(device_type == "cuda"))
         if optimizer == "adamw":
             return adamw
-        from model_gpt import CombinedOptimizer, Muon  # the GPT's file is where Muon is explained
-        # float32 Newton-Schulz on CPUs: their bfloat16 matmuls are slow without AMX (see Muon)
-        ns_dtype = torch.bfloat16 if device_type == "cuda" else torch.float32
-        muon = Muon(matrices, lr=learning_rate, weight_decay=weight_decay, ns_dtype=ns_dtype)
-        return CombinedOptimizer({"adamw": adamw, "muon": muon})
+        from model_gpt import Muon  # the GPT's file is where Muon is explained
+        return Muon.beside(adamw, matrices, learning_rate, weight_decay, device_type)
 
     def estimate_flops_per_image(self):
         """

@@ -104,8 +104,7 @@ device_type = ddp.device.split(":")[0]    # 'cuda', 'cpu' or 'mps'
 precision = training.resolve_dtype(dtype, ddp.device)
 compile_model = training.resolve_compile(compile, ddp.device)
 guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "iter", ckpt_path)
-if optimizer == "muon" and precision == "float16":
-    training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
+training.check_optimizer(optimizer, precision)
 if gradient_accumulation_steps % ddp.world_size != 0:
     training.fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
                   f"the number of processes ({ddp.world_size})")

@@ -110,8 +110,6 @@ if autoaugment not in ("trivialaugment", "randaugment", "none"):
     training.fail(f"autoaugment must be trivialaugment, randaugment or none, got '{autoaugment}'")
 if batch_augment and (autoaugment != "none" or random_erasing > 0):
     training.fail("batch_augment crops and flips only: add --autoaugment=none --random_erasing=0, or drop it")
-if optimizer not in ("adamw", "muon"):
-    training.fail(f"optimizer must be adamw or muon, got '{optimizer}'")
 if init_from not in ("scratch", "resume", "auto"):
     training.fail(f"init_from must be scratch, resume or auto, got '{init_from}'")
 ckpt_path = training.checkpoint_path(out_dir, "last")
@@ -122,8 +120,7 @@ if eval_only and init_mode != "resume":
 ddp = training.setup_distributed(device)  # ddp.device: the device this process runs on
 device_type = ddp.device.split(":")[0]    # "cuda", "cpu" or "mps"
 precision = training.resolve_dtype(dtype, ddp.device)
-if optimizer == "muon" and precision == "float16":
-    training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
+training.check_optimizer(optimizer, precision)
 compile_model = training.resolve_compile(compile, ddp.device)
 guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "step", ckpt_path)
 torch.manual_seed(seed + ddp.rank)  # each rank its own DropPath and MixUp draws
@@ -186,7 +183,6 @@ if random_erasing > 0:
 test_set.transform = transforms.Compose(normalize)
 held_out = copy.copy(train_set)  # the same images, without augmentation
 held_out.transform = transforms.Compose(normalize)
-held_out = Subset(held_out, range(n_train, len(train_set)))
 if batch_augment:  # the training images as one uint8 tensor on the device; the loader gives indices into it
     train_images = torch.from_numpy(train_set.data[:n_train]).permute(0, 3, 1, 2).to(ddp.device)  # (N, 3, 32, 32)
     train_labels = torch.tensor(train_set.targets[:n_train], device=ddp.device)
@@ -220,11 +216,12 @@ loader_args = dict(num_workers=num_workers, pin_memory=(device_type == "cuda"),
                    worker_init_fn=training.ignore_stop_signals)
 train_loader = DataLoader(train_data, batch_size=batch_size, sampler=train_sampler, drop_last=True,
                           **(dict(generator=loader_args["generator"]) if batch_augment else loader_args))
-# evaluation sets are split rank::world_size without padding, so the summed counts are exact
-test_loader, held_out_loader = (DataLoader(images, batch_size=2 * batch_size, **loader_args,
-                                           sampler=range(ddp.rank, len(images), ddp.world_size))
-                                for images in (test_set, held_out))
-eval_loader = held_out_loader if val_images > 0 else test_loader  # evaluated after every epoch
+# evaluation images are split rank::world_size without padding, so the summed counts are exact
+test_loader = DataLoader(test_set, batch_size=2 * batch_size, sampler=range(ddp.rank, len(test_set), ddp.world_size),
+                         **loader_args)
+# evaluated after every epoch: the held-out images, or the test split
+eval_loader = test_loader if val_images == 0 else DataLoader(
+    held_out, batch_size=2 * batch_size, sampler=range(n_train + ddp.rank, len(train_set), ddp.world_size), **loader_args)
 steps_per_epoch = len(train_loader)
 if steps_per_epoch == 0:
     training.fail(f"batch_size={batch_size} x {ddp.world_size} process(es) is more than the "
@@ -450,5 +447,5 @@ if val_images > 0 and trained and epoch == epochs:
 
 # The DataLoader workers ignore SIGTERM, which is how Python ends its daemon processes at exit: drop
 # the loaders (and with them their iterators) first, which asks their workers to finish.
-del train_loader, test_loader, held_out_loader, eval_loader
+del train_loader, test_loader, eval_loader
 training.cleanup_distributed(ddp)

@@ -200,6 +200,15 @@ def resolve_compile(compile, device):
     return compile
 
 
+def check_optimizer(optimizer, precision):
+    """The `optimizer` setting of train_gpt.py and train_vit.py: adamw, or muon (which has no use for
+    float16's grad scaler)."""
+    if optimizer not in ("adamw", "muon"):
+        fail(f"optimizer must be adamw or muon, got '{optimizer}'")
+    if optimizer == "muon" and precision == "float16":
+        fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
+
+
 def autocast(device, dtype):
     """Mixed precision: matmuls in bf16/fp16, weights and optimizer state stay fp32."""
     if dtype == "float32":
@@ -918,7 +927,7 @@ def random_crop_flip(images, padding, generator):
     """RandomCrop(size, padding) and RandomHorizontalFlip(), as torchvision applies them to one image,
     applied to a whole batch (B, C, H, W) in one gather: each image its own offsets and flip, drawn on
     the CPU from `generator` (so a seeded batch is the same on every device). Zero padding, as
-    RandomCrop's. A few milliseconds for a batch that per-image transforms spend tens of ms on."""
+    RandomCrop's. One tensor op for the batch instead of a chain of transforms per image."""
     B, C, H, W = images.shape
     top = torch.randint(0, 2 * padding + 1, (B, 1, 1), generator=generator)
     left = torch.randint(0, 2 * padding + 1, (B, 1, 1), generator=generator)
@@ -929,4 +938,5 @@ def random_crop_flip(images, padding, generator):
     padded = torch.nn.functional.pad(images, (padding,) * 4)    # (B, C, H + 2p, W + 2p)
     batch = torch.arange(B, device=images.device)[:, None, None, None]
     channel = torch.arange(C, device=images.device)[None, :, None, None]
-    return padded[batch, channel, rows[:, None].to(images.device), cols[:, None].to(images.device)]  # (B, C, H, W)
+    rows, cols = rows[:, None].to(images.device), cols[:, None].to(images.device)  # broadcast over channels
+    return padded[batch, channel, rows, cols]                   # (B, C, H, W)

@@ -12,8 +12,8 @@ its peak memory (ru_maxrss) is its own: the stdlib's .py files repeated to 50 an
 200 MB (the same distinct chunks: memory should not grow with the size), and the
 installed packages' sources (site-packages, different text throughout).
 Encoding: GPT-2 ranks, bpe.Tokenizer.encode_ordinary vs tiktoken's GPT-2 encoding
-(its own split pattern; single thread, not the batch API), asserting identical ids. "cold" is a fresh Tokenizer (empty
-chunk cache), "warm" the same text encoded again.
+(its own split pattern; single thread, not the batch API), asserting identical ids.
+"cold" is a fresh Tokenizer (empty chunk cache), "warm" the same text encoded again.
 """
 
 import argparse
@@ -171,7 +171,7 @@ def main():
         return
     import tiktoken
     import tiktoken.load
-    from tiktoken_ext.openai_public import r50k_pat_str  # tiktoken's own GPT-2 pattern, tuned for its regex engine
+    from tiktoken_ext.openai_public import r50k_pat_str  # tiktoken's own GPT-2 pattern
     enc = tiktoken.Encoding(name="gpt2", pat_str=r50k_pat_str,
                             mergeable_ranks=tiktoken.load.load_tiktoken_bpe(str(gpt2_file)),
                             special_tokens={"<|endoftext|>": 50256})
@@ -197,8 +197,9 @@ def main():
         distinct = [chunk.encode("utf-8") for chunk in set(chunks)]
         merges, _ = timed(lambda: [tok._bpe(chunk) for chunk in distinct], repeat=3)
         whole = sum(chunk in tok.mergeable_ranks for chunk in distinct)
-        breakdown.append(f"{name:>12}: split {split:.3f} s (with GPT-2's pattern as published {published:.3f} s), merge loop over {len(distinct):,} distinct chunks "
-                         f"({whole:,} whole tokens) {merges:.3f} s; tiktoken's whole encode {tt:.3f} s")
+        breakdown.append(f"{name:>12}: split {split:.3f} s (with GPT-2's pattern as published {published:.3f} s), "
+                         f"merge loop over {len(distinct):,} distinct chunks ({whole:,} whole tokens) {merges:.3f} s; "
+                         f"tiktoken's whole encode {tt:.3f} s")
     print("(ratio columns: speed relative to tiktoken, higher is better; ids identical)")
     print("cold encode, its two parts:\n" + "\n".join(breakdown))
 

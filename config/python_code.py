@@ -3,8 +3,8 @@
 #   python train_gpt.py config/python_code.py
 #   python analysis/syntax_check.py --out_dir=out-python-code --num_samples=50
 # 6 layers x 128 wide (1.5M parameters), 256 tokens (~3 lines of code per 32 tokens) of context,
-# with the CPU speedrun's ideas (Muon, RoPE, SwiGLU, qk_norm): 1,500 steps of 4,096 tokens at ~0.5 s
-# each in float32 on a 2-core AVX2 CPU. Sized for the time: 6 x 192 (3M parameters) took 0.85 s a step.
+# with the CPU speedrun's ideas (Muon, RoPE, SwiGLU, qk_norm): 1,500 steps of 4,096 tokens in float32,
+# sized to fit the time on a 2-core AVX2 CPU (README, "A Python code model").
 out_dir = "out-python-code"
 eval_interval = 500
 eval_iters = 20

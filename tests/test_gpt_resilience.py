@@ -429,6 +429,7 @@ BAD_INPUT = {
                                        "was trained with --n_layer=2 --mlp=gelu: resume with the checkpoint's settings"),
     "mistyped value": (None, ["train_gpt.py"], ["--dropout=high"], "must be float like its default"),
     "bad choice": (None, ["train_gpt.py"], ["--init_from=gtp2"], "init_from must be scratch, resume, auto"),
+    "unknown optimizer": (None, ["train_gpt.py"], ["--optimizer=sgd"], "optimizer must be adamw or muon, got 'sgd'"),
     # checkpoints (each other way one can be broken: BROKEN_FILES below)
     "unsafe checkpoint": (change_best_pt(lambda c: {**c, "extra": argparse.Namespace(a=1)}), ["sample.py"], [],
                           "best.pt was refused as unsafe: it holds Python objects other than tensors"),
