@@ -33,6 +33,7 @@ import heapq
 import json
 import multiprocessing
 import os
+import re
 import sys
 from collections import Counter, defaultdict, deque
 from itertools import chain, islice
@@ -61,6 +62,18 @@ GPT4_SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{
 # every newline: one chunk per line keeps training and encoding time linear in
 # the corpus size (a merge inside a chunk costs time proportional to the chunk).
 LINE_SPLIT_PATTERN = r"""[^\n]*\n|[^\n]+"""
+
+# The same splits spelled for the stdlib's `re`, which runs them faster than the
+# `regex` module but has no \p{L} or \p{N}: they split ASCII text only. On ASCII,
+# \p{L} is [A-Za-z], \p{N} is [0-9], and under re.ASCII \s is the regex module's
+# \s. GPT-4's possessive quantifiers are plain ones here: nothing after them
+# could take back what they matched, so they change no split (and Python < 3.11
+# lacks them).
+_ASCII_SPELLINGS = {
+    GPT2_SPLIT_PATTERN: r"""'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""",
+    GPT4_SPLIT_PATTERN: r"""'(?i:[sdmt]|ll|ve|re)|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n]*|\s+$|\s*[\r\n]|\s+(?!\S)|\s""",
+}
+_ASCII_SPELLINGS[GPT2_PUBLISHED_PATTERN] = _ASCII_SPELLINGS[GPT2_SPLIT_PATTERN]
 
 PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN, "none": None}
 
@@ -113,6 +126,16 @@ def _stream_pieces(texts, pattern, specials, min_chars):
         yield buffer
 
 
+def _splitter(pattern):
+    """text -> list of its chunks under pattern (None: one chunk per line). ASCII
+    text, the common case, goes through the pattern's stdlib spelling if it has one."""
+    split = regex.compile(pattern if pattern is not None else LINE_SPLIT_PATTERN).findall
+    if pattern not in _ASCII_SPELLINGS:
+        return split
+    split_ascii = re.compile(_ASCII_SPELLINGS[pattern], re.ASCII).findall
+    return lambda text: split_ascii(text) if text.isascii() else split(text)
+
+
 # -----------------------------------------------------------------------------
 # the tokenizer
 
@@ -126,7 +149,7 @@ class Tokenizer:
         self.mergeable_ranks = dict(mergeable_ranks)
         self.special_tokens = dict(special_tokens or {})
         self.pattern = pattern
-        self._split = regex.compile(pattern if pattern is not None else LINE_SPLIT_PATTERN)
+        self._split = _splitter(pattern)
         # id -> bytes for decoding; a special token decodes to its UTF-8 text
         self._decoder = {rank: token for token, rank in self.mergeable_ranks.items()}
         self._decoder.update((i, s.encode("utf-8")) for s, i in self.special_tokens.items())
@@ -175,7 +198,7 @@ class Tokenizer:
         if len(cache) > self.MAX_CACHE:
             cache.clear()
         try:
-            chunks = self._split.findall(text)
+            chunks = self._split(text)
             for chunk in set(chunks).difference(cache):  # each new chunk through the merge loop once
                 cache[chunk] = self._bpe(chunk.encode("utf-8"))
             return list(chain.from_iterable(map(cache.__getitem__, chunks)))
@@ -335,12 +358,12 @@ def _read_blocks(path, size=1 << 20):
 
 def _count_chunks(text, pattern, special_tokens):
     """Pre-tokenize one piece of the corpus: Counter of its chunks. Runs in a worker process."""
-    split = regex.compile(pattern if pattern is not None else LINE_SPLIT_PATTERN)
+    split = _splitter(pattern)
     text = _replace_surrogates(text)
     segments = _special_regex(special_tokens).split(text)[::2] if special_tokens else [text]
     counts = Counter()
     for segment in segments:
-        counts.update(split.findall(segment))
+        counts.update(split(segment))
     return counts
 
 

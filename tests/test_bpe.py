@@ -193,6 +193,21 @@ def test_gpt2_pattern_splits_every_text_like_the_published_one():
         assert regex.findall(bpe.GPT2_SPLIT_PATTERN, text) == regex.findall(bpe.GPT2_PUBLISHED_PATTERN, text)
 
 
+@pytest.mark.parametrize("pattern", [bpe.GPT2_SPLIT_PATTERN, bpe.GPT4_SPLIT_PATTERN])
+def test_ascii_text_splits_as_the_regex_module_splits_it(pattern):
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    code = "".join(path.read_text(encoding="utf-8", errors="replace") for path in sorted(stdlib.glob("*.py"))[:40])
+    texts = [code.encode("ascii", "ignore").decode(), SAMPLE.encode("ascii", "ignore").decode(),
+             "I'm sure you'll've 'd 'S 'LL DON'T ''s '' 'x 're've 'tis \n'm ' s",
+             "ends in spaces  \n", "ends in a newline and spaces \n  ", "  \n\n",
+             random_text(3, 20_000, "".join(map(chr, range(128)))),
+             random_text(4, 20_000, "'sSmtdlLvrReE \n\r\t\x0b\x0c\x1c\x1f_1.")[:-1] + "\n"]
+    split = bpe._splitter(pattern)
+    for text in texts:
+        assert text.isascii()  # so split() takes the stdlib spelling
+        assert split(text) == regex.findall(pattern, text)
+
+
 @needs_gpt2
 @needs_shakespeare
 def test_gpt2_ids_equal_tiktoken_on_tiny_shakespeare(gpt2, gpt2_tiktoken):
