@@ -161,8 +161,8 @@ def main():
     for name, text in corpora.items():
         mb = len(text.encode()) / 1e6
         for vocab_size in vocab_sizes:
-            ours, tok = timed(lambda: bpe.train(text, vocab_size))
-            hf, _ = timed(lambda: hf_train(text, vocab_size))
+            ours, tok = timed(lambda: bpe.train(text, vocab_size), repeat=3)
+            hf, _ = timed(lambda: hf_train(text, vocab_size), repeat=3)
             print(f"{name:>12} {mb:>6.2f} {vocab_size:>6} {ours:>8.2f} {hf:>8.2f} {ours / hf:>5.2f}x", flush=True)
 
     gpt2_file = SHARED / "gpt2/gpt2.tiktoken"
