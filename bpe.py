@@ -126,14 +126,18 @@ def _stream_pieces(texts, pattern, specials, min_chars):
         yield buffer
 
 
-def _splitter(pattern):
+class _Splitter:
     """text -> list of its chunks under pattern (None: one chunk per line). ASCII
-    text, the common case, goes through the pattern's stdlib spelling if it has one."""
-    split = regex.compile(pattern if pattern is not None else LINE_SPLIT_PATTERN).findall
-    if pattern not in _ASCII_SPELLINGS:
-        return split
-    split_ascii = re.compile(_ASCII_SPELLINGS[pattern], re.ASCII).findall
-    return lambda text: split_ascii(text) if text.isascii() else split(text)
+    text, the common case, goes through the pattern's stdlib spelling if it has one.
+    A class, not a closure, so that a Tokenizer pickles (worker processes)."""
+
+    def __init__(self, pattern):
+        self.unicode = regex.compile(pattern if pattern is not None else LINE_SPLIT_PATTERN)
+        spelling = _ASCII_SPELLINGS.get(pattern)
+        self.ascii = re.compile(spelling, re.ASCII) if spelling else self.unicode
+
+    def __call__(self, text):
+        return (self.ascii if text.isascii() else self.unicode).findall(text)
 
 
 # -----------------------------------------------------------------------------
@@ -149,7 +153,7 @@ class Tokenizer:
         self.mergeable_ranks = dict(mergeable_ranks)
         self.special_tokens = dict(special_tokens or {})
         self.pattern = pattern
-        self._split = _splitter(pattern)
+        self._split = _Splitter(pattern)
         # id -> bytes for decoding; a special token decodes to its UTF-8 text
         self._decoder = {rank: token for token, rank in self.mergeable_ranks.items()}
         self._decoder.update((i, s.encode("utf-8")) for s, i in self.special_tokens.items())
@@ -358,7 +362,7 @@ def _read_blocks(path, size=1 << 20):
 
 def _count_chunks(text, pattern, special_tokens):
     """Pre-tokenize one piece of the corpus: Counter of its chunks. Runs in a worker process."""
-    split = _splitter(pattern)
+    split = _Splitter(pattern)
     text = _replace_surrogates(text)
     segments = _special_regex(special_tokens).split(text)[::2] if special_tokens else [text]
     counts = Counter()

@@ -2,6 +2,7 @@
 hand-computed ids, tiktoken, a slow recount-every-merge trainer, or the input text."""
 
 import json
+import pickle
 import random
 import subprocess
 import sys
@@ -193,6 +194,13 @@ def test_gpt2_pattern_splits_every_text_like_the_published_one():
         assert regex.findall(bpe.GPT2_SPLIT_PATTERN, text) == regex.findall(bpe.GPT2_PUBLISHED_PATTERN, text)
 
 
+def test_a_pickled_tokenizer_encodes_as_the_original(trained):
+    # worker processes (multiprocessing, datasets.map(num_proc=...)) receive the tokenizer pickled
+    copy = pickle.loads(pickle.dumps(trained))
+    for text in [SAMPLE, HELD_OUT, "plain ASCII text, it's here"]:
+        assert copy.encode(text, allowed_special="all") == trained.encode(text, allowed_special="all")
+
+
 @pytest.mark.parametrize("pattern", [bpe.GPT2_SPLIT_PATTERN, bpe.GPT4_SPLIT_PATTERN])
 def test_ascii_text_splits_as_the_regex_module_splits_it(pattern):
     stdlib = Path(sysconfig.get_paths()["stdlib"])
@@ -202,7 +210,7 @@ def test_ascii_text_splits_as_the_regex_module_splits_it(pattern):
              "ends in spaces  \n", "ends in a newline and spaces \n  ", "  \n\n",
              random_text(3, 20_000, "".join(map(chr, range(128)))),
              random_text(4, 20_000, "'sSmtdlLvrReE \n\r\t\x0b\x0c\x1c\x1f_1.")[:-1] + "\n"]
-    split = bpe._splitter(pattern)
+    split = bpe._Splitter(pattern)
     for text in texts:
         assert text.isascii()  # so split() takes the stdlib spelling
         assert split(text) == regex.findall(pattern, text)
