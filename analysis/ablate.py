@@ -269,12 +269,19 @@ def gpt_metrics(checkpoint, records):
     return metrics
 
 
-def vit_metrics(checkpoint, records):
+def vit_metrics(checkpoint, records, directory):
     with torch.device("meta"):
         params = ViT(ViTConfig(**checkpoint["model_args"])).n_params()
-    return {"params": params, "top1": 100 * max(r["top1"] for r in records),
-            "images_per_s": statistics.median(r["images_per_s"] for r in records),
-            "wall_s": records[-1]["elapsed_s"]}
+    metrics = {"params": params, "top1": 100 * max(r["top1"] for r in records),
+               "images_per_s": statistics.median(r["images_per_s"] for r in records),
+               "wall_s": records[-1]["elapsed_s"]}
+    test_path = os.path.join(directory, "test.json")
+    if os.path.isfile(test_path):  # --val_images: the log's top1 is the held-out images'; best.pt read the test split once
+        with open(test_path) as f:
+            test = json.load(f)
+        metrics["test_top1"] = 100 * test["top1"]
+        metrics["wall_s"] = test["elapsed_s"]  # the test split's read included
+    return metrics
 
 
 # (key, column header, number format, whether its spread over seeds is worth a ± (params never vary))
@@ -283,7 +290,7 @@ COLUMNS = {
             ("perplexity", "perplexity", ".3f", True), ("bits_per_byte", "bits/byte", ".4f", True),
             ("tokens_per_s", "tokens/s", ",.0f", True), ("wall_s", "wall time (s)", ",.1f", True)],
     "vit": [("params", "params", ",.0f", False), ("top1", "best top-1 (%)", ".2f", True),
-            ("images_per_s", "images/s", ",.1f", True), ("wall_s", "wall time (s)", ",.1f", True)],
+            ("test_top1", "test top-1, read once (%)", ".2f", True), ("images_per_s", "images/s", ",.1f", True), ("wall_s", "wall time (s)", ",.1f", True)],
 }
 
 
@@ -295,8 +302,10 @@ def read_log(directory):
 def run_metrics(directory):
     # best.pt: the settings without the optimizer state; ckpt.pt where no evaluation beat the first
     best = os.path.exists(training.checkpoint_path(directory, "best"))
-    checkpoint = training.load_trained(directory, "best" if best else "last")
-    return checkpoint["kind"], (gpt_metrics if checkpoint["kind"] == "gpt" else vit_metrics)(checkpoint, read_log(directory))
+    checkpoint, records = training.load_trained(directory, "best" if best else "last"), read_log(directory)
+    if checkpoint["kind"] == "gpt":
+        return "gpt", gpt_metrics(checkpoint, records)
+    return "vit", vit_metrics(checkpoint, records, directory)
 
 
 CURVES = {"gpt": ("iter", "val_loss", 1, "iteration", "val loss (nats per token)"),  # x, y, y's scale, labels
@@ -362,7 +371,9 @@ notes = {
               "bits/byte: left out, as this dataset's tokens are not single bytes (analysis/evaluate.py "
               "measures it run by run); ")
            + "tokens/s: the median of log.jsonl's `tokens_per_s` (a busy moment on the machine moves it less than the mean)",
-    "vit": "best top-1: the highest test `top1` in the run's log.jsonl; images/s: the median of its `images_per_s`",
+    "vit": "best top-1: the highest `top1` in the run's log.jsonl, on the test split, or with `val_images` on the "
+           "held-out training images; test top-1, read once (runs with `val_images`): the run's test.json, best.pt's "
+           "accuracy on the test split at the end; images/s: the median of log.jsonl's `images_per_s`",
 }[kind]
 lines = [
     f"# Ablation: {name}", "", "```", command, "```", "",
@@ -371,7 +382,7 @@ lines = [
     f"each in `{out_root}/VARIANT-seedS/` (every run's exact command: results.json). Each cell: the mean over "
     f"seeds ± the standard deviation (n - 1; none for a single seed), and in parentheses the mean's "
     f"difference to the baseline `{baseline}`'s. {notes}; wall time: `elapsed_s` of the run's last "
-    f"log record (training and evaluations, summed over resumes).", "",
+    f"log record, or of its test.json (training and evaluations, summed over resumes).", "",
 ]
 table_start = len(lines)
 lines += [
@@ -401,6 +412,8 @@ print("\n".join(lines[table_start:]))
 # results.png: every variant's mean curve over its seeds, the lowest to the highest seed shaded; a
 # bar each where every run evaluated once (a one-epoch ViT)
 x_key, y_key, _, x_label, y_label = CURVES[kind]
+if any("test_top1" in m for result in results.values() for m in result["runs"].values()):
+    y_label = "held-out top-1 (%)"  # the epochs' evaluations were of the held-out training images
 shown = {variant: result["curve"] for variant, result in results.items() if result["curve"]["x"]}
 bars = max(len(points["x"]) for points in shown.values()) == 1
 fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)

@@ -1,7 +1,8 @@
 """
 analysis/ablate.py on a tiny GPT (2 layers, 32 wide) and a few KB of text: the table's rows and
 numbers against the runs' own logs, a stop mid-run and a failed run that the next call completes
-without repeating what was done, a re-run that starts nothing, the dry run, and bad configs.
+without repeating what was done, a re-run that starts nothing, the dry run, and bad configs. And on
+a tiny ViT with held-out images: the test split's accuracy, read once, comes from each run's test.json.
 """
 
 import json
@@ -16,10 +17,14 @@ import sys
 import time
 
 import matplotlib.image
+import numpy as np
 import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_vit import random_split, write_cifar10  # noqa: E402
+
 TEXT = "".join(f"the cat sat on mat {i % 5}.\n" for i in range(300))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TWO_BY_TWO = {"gelu": {}, "relu": {"mlp": "relu"}}
@@ -231,3 +236,28 @@ def test_bad_ablation_configs_are_one_line_errors(data_dir, tmp_path, settings, 
     assert result.returncode != 0 and not (tmp_path / "out").exists()
     err = result.stderr.strip()
     assert "\n" not in err and err.startswith("error: ") and expected in err, err
+
+
+def test_a_vit_ablation_with_held_out_images_reports_the_test_split_read_once(tmp_path):
+    cifar = write_cifar10(tmp_path / "cifar", random_split(np.random.default_rng(0)), 16)
+    base = dict(n_layer=1, n_head=2, n_embd=16, compile=False, num_workers=0, dtype="float32", device="cpu",
+                log_interval=0, data_dir=cifar, download=False, verify_md5=False, batch_size=16, epochs=2,
+                val_images=16, autoaugment="none", random_erasing=0.0, mixup=0.0, cutmix=0.0)
+    config = tmp_path / "vit_ablation.py"
+    config.write_text(f"script = 'train_vit.py'\nbase_overrides = {base!r}\nbaseline = 'gelu'\n"
+                      f"variants = {TWO_BY_TWO!r}\n")
+    result = ablate(str(config), "--seeds=1", f"--out_root={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "out" / "results.json") as f:
+        results = json.load(f)
+    for variant in TWO_BY_TWO:
+        run = tmp_path / "out" / f"{variant}-seed1337"
+        with open(run / "test.json") as f:
+            test = json.load(f)
+        metrics = results["variants"][variant]["runs"]["1337"]
+        assert metrics["test_top1"] == pytest.approx(100 * test["top1"], rel=1e-12)
+        assert metrics["top1"] == pytest.approx(100 * max(r["top1"] for r in read_log(run)), rel=1e-12)  # held-out
+        assert metrics["wall_s"] == test["elapsed_s"] > read_log(run)[-1]["elapsed_s"]
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| test top-1, read once (%) |" in table
+    assert f" | {100 * test['top1']:.2f} (" in table  # relu's row: its test top-1, then the difference to gelu's
