@@ -1,6 +1,6 @@
 """
 Compare training runs side by side: their loss curves against iterations, tokens seen, training
-FLOPs and wall time, the learning rate, throughput (and a ViT's test top-1), the settings that
+FLOPs and wall time, the learning rate, throughput (and a ViT's top-1), the settings that
 differ between them and a summary table, on one HTML page that opens offline (the pictures are
 inside it).
 
@@ -9,7 +9,8 @@ inside it).
 
 Each argument is a run's out_dir, all from train_gpt.py or all from train_vit.py. Its log.jsonl gives
 the curves, its best.pt (else ckpt.pt) the settings and the model's size, and its eval.json (from
-analysis/evaluate.py), when there is one, the summary's loss and perplexity / top-1. Writes --out and
+analysis/evaluate.py), when there is one, the summary's loss and perplexity / top-1; else a ViT's
+test.json (train_vit.py --val_images: best.pt's one read of the test split). Writes --out and
 next to it one PNG per plot, named <out without .html>-<plot>.png.
 """
 
@@ -103,7 +104,7 @@ def read_log(path):
 
 
 # -----------------------------------------------------------------------------
-# read every run: its log, its settings and model from a checkpoint, its eval.json
+# read every run: its log, its settings and model from a checkpoint, its eval.json and test.json
 runs = []
 for run_dir in run_dirs:
     if not os.path.isdir(run_dir):
@@ -118,7 +119,7 @@ for run_dir in run_dirs:
     while name in [run["name"] for run in runs]:  # two out_dirs with the same basename
         name, n = f"{base_name}-{n}", n + 1
     run = {"name": name, "dir": run_dir, "kind": kind, "records": records,
-           "config": None, "params": None, "eval": None}
+           "config": None, "params": None, "eval": None, "test": None}
 
     # best.pt, else ckpt.pt: only the settings are read, mmap leaves the weights on disk
     paths = [training.checkpoint_path(run_dir, which) for which in ("best", "last")]
@@ -165,6 +166,16 @@ for run_dir in run_dirs:
         if not isinstance(run["eval"], dict) or run["eval"].get("kind") != kind:
             training.fail(f"{eval_path} does not evaluate a {MODEL_NAMES[kind]}; write it again with "
                           f"python analysis/evaluate.py --out_dir={run_dir}, or delete it")
+    test_path = os.path.join(run_dir, "test.json")
+    if kind == "vit" and os.path.isfile(test_path):
+        try:
+            with open(test_path) as f:
+                run["test"] = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+        if not (isinstance(run["test"], dict)
+                and all(isinstance(run["test"].get(key), (int, float)) for key in ("loss", "top1", "elapsed_s"))):
+            training.fail(f"{test_path} is not train_vit.py's test.json; delete it to compare the run from its log")
     runs.append(run)
 
 kinds = {run["kind"] for run in runs}
@@ -256,7 +267,11 @@ plot("lr", f"Learning rate per {step_label}", step_key, ("lr",), step_label, "le
 plot("throughput", f"Training throughput per {step_label}", step_key, (speed_key,), step_label,
      f"{unit}s per second (since the previous evaluation)")
 if kind == "vit":
-    plot("top1", "Test top-1 accuracy per epoch", "epoch", ("top1",), "epoch", "test top-1 accuracy", percent=True)
+    # with --val_images the epochs' evaluations were of held-out training images, not of the test split
+    held_out = [bool((run["config"] or {}).get("val_images")) for run in runs]
+    split = "held-out" if all(held_out) else "test" if not any(held_out) else "held-out (val_images) or test"
+    plot("top1", f"{split.capitalize()} top-1 accuracy per epoch", "epoch", ("top1",), "epoch",
+         f"{split} top-1 accuracy", percent=True)
 
 # -----------------------------------------------------------------------------
 # tables: the summary, and the settings that differ
@@ -281,7 +296,7 @@ summary_header = ["run", "model", "params", "best val loss", "perplexity" if kin
                   f"{unit}s seen", "training FLOPs", "wall time"]
 summary_rows = []
 for run in runs:
-    records, evaluation = run["records"], run["eval"]
+    records, evaluation, test = run["records"], run["eval"], run["test"]
     last = records[-1]
     finite = [record["val_loss"] for record in records if record["val_loss"] is not None and math.isfinite(record["val_loss"])]
     if evaluation is not None:
@@ -289,6 +304,9 @@ for run in runs:
         source = f"eval.json ({evaluation.get('split')} split, {size:,} {unit}s)" if size else "eval.json"
         loss = evaluation.get("loss")
         score = evaluation.get("perplexity") if kind == "gpt" else evaluation.get("top1")
+    elif test is not None:
+        source = f"test.json (test split read once by best.pt, {test.get('images', 0):,} images)"
+        loss, score = test["loss"], test["top1"]
     else:
         source = "log.jsonl (best evaluation)"
         loss = min(finite) if finite else None
@@ -302,7 +320,8 @@ for run in runs:
         "—" if loss is None else f"{loss:.4f}", score_text, source,
         si(last[seen_key]) if last.get(seen_key) is not None else "—",
         f"{last['flops']:.3g}" if last.get("flops") is not None else "—",
-        duration(last["elapsed_s"]) if last.get("elapsed_s") is not None else "—"])
+        duration(test["elapsed_s"]) if test is not None  # the test split's read included
+        else duration(last["elapsed_s"]) if last.get("elapsed_s") is not None else "—"])
 
 configured = [run for run in runs if run["config"] is not None]
 all_keys = sorted(set().union(*(run["config"] for run in configured)))

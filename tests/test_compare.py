@@ -138,6 +138,19 @@ def test_vit_runs_get_a_top1_plot_and_their_best_top1(tmp_path, monkeypatch):
     assert result["runs"][0]["records"][2]["flops"] == 3840 * ViT(ViTConfig(**VIT_ARGS)).estimate_flops_per_image()
 
 
+def test_held_out_vit_runs_take_the_summary_from_test_json_and_label_their_curve_held_out(tmp_path, monkeypatch):
+    records = [{"epoch": e, "step": 10 * e, "train_loss": 2.0, "val_loss": 1.9, "top1": [0.3, 0.5][e - 1], "top5": 1.0,
+                "lr": 1e-3, "images_seen": 1280 * e, "elapsed_s": 5.0 * e} for e in (1, 2)]
+    a = write_run(tmp_path / "a", "vit", records, {"val_images": 64}, VIT_ARGS)
+    (tmp_path / "a" / "test.json").write_text(json.dumps(
+        {"checkpoint": "best.pt", "epoch": 2, "images": 640, "loss": 1.25, "top1": 0.4375, "top5": 1.0, "elapsed_s": 131.0}))
+    result = compare(monkeypatch, a, f"--out={tmp_path / 'c.html'}")
+    row = result["summary_rows"][0]
+    assert row[3:6] == ["1.2500", "43.75%", "test.json (test split read once by best.pt, 640 images)"]
+    assert row[-1] == "2m 11s"  # test.json's elapsed_s: the run's end, after its test read
+    assert result["split"] == "held-out" and "Held-out top-1 accuracy per epoch" in (tmp_path / "c.html").read_text()
+
+
 def test_eval_json_figures_replace_the_logs_in_the_summary(tmp_path, monkeypatch):
     a = write_run(tmp_path / "a", "gpt", gpt_records(2), {}, GPT_ARGS)
     (tmp_path / "a" / "eval.json").write_text(json.dumps(
@@ -188,6 +201,12 @@ def make_bad_input(tmp_path, case):
         write_run(run, "vit", gpt_records(2), {}, VIT_ARGS)  # a GPT's log next to a ViT's best.pt
     if case == "out is a directory":
         return [good, f"--out={tmp_path}"]
+    if case == "not a test.json":
+        records = [{"epoch": 1, "step": 10, "train_loss": 2.0, "val_loss": 1.9, "top1": 0.3, "lr": 1e-3,
+                    "images_seen": 1280, "elapsed_s": 5.0}]
+        write_run(run, "vit", records, {"val_images": 64}, VIT_ARGS)
+        (run / "test.json").write_text('{"top1": "high"}')
+        return [str(run), out]
     return [good, str(run), out]
 
 
@@ -201,6 +220,7 @@ def make_bad_input(tmp_path, case):
     ("gpt and vit", "GPT runs (good) and ViT runs (bad) cannot share plots; compare each kind on its own"),
     ("foreign checkpoint", "best.pt is not a GPT checkpoint, but"),
     ("out is a directory", "is a directory; name the HTML file to write, e.g. --out="),
+    ("not a test.json", "test.json is not train_vit.py's test.json; delete it to compare the run from its log"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, monkeypatch, case, expected):
     with pytest.raises(SystemExit) as stopped:
