@@ -290,7 +290,8 @@ COLUMNS = {
             ("perplexity", "perplexity", ".3f", True), ("bits_per_byte", "bits/byte", ".4f", True),
             ("tokens_per_s", "tokens/s", ",.0f", True), ("wall_s", "wall time (s)", ",.1f", True)],
     "vit": [("params", "params", ",.0f", False), ("top1", "best top-1 (%)", ".2f", True),
-            ("test_top1", "test top-1, read once (%)", ".2f", True), ("images_per_s", "images/s", ",.1f", True), ("wall_s", "wall time (s)", ",.1f", True)],
+            ("test_top1", "test top-1, read once (%)", ".2f", True), ("images_per_s", "images/s", ",.1f", True),
+            ("wall_s", "wall time (s)", ",.1f", True)],
 }
 
 
