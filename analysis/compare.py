@@ -396,7 +396,8 @@ page = f"""<!DOCTYPE html>
 <ul>{run_list}</ul>
 <h2>Summary</h2>
 <p>Parameters as the training script counts them{" (without the learned position table)" if kind == "gpt" else ""};
-wall time as the log's last record has it, evaluations and resumed runs' earlier time included.</p>
+wall time as the log's last record has it (or a ViT run's test.json, after its test read), evaluations and
+resumed runs' earlier time included.</p>
 {html_table(summary_header, summary_rows)}
 <h2>Settings that differ</h2>
 <p>{html.escape(diff_note)}</p>
