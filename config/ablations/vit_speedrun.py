@@ -1,9 +1,10 @@
-# What each idea of config/vit_speedrun_cpu.py contributes to its test top-1: the recipe (9 epochs,
-# ~8.5 minutes a run on a 2-core CPU), then one idea at a time put back to the seed ViT's choice
-# (config/vit_cpu.py). One seed: each run is a full speedrun. Flip TTA and whole-batch augmentation
-# are not here: TTA changes only the evaluation (measure it on the recipe's checkpoint with
-# --init_from=resume --eval_only=True --tta_flip=False), and batch augmentation only the speed.
-# $ python analysis/ablate.py config/ablations/vit_speedrun.py --seeds=1 --data_dir=data --download=False --verify_md5=False
+# What each idea of config/vit_speedrun_cpu.py contributes to its test top-1: the recipe (9 epochs),
+# then one idea at a time put back to the seed ViT's choice (config/vit_cpu.py). Two seeds rather
+# than three, as each run is a whole speedrun (README: "ViT speedrun" under Ablations). Flip TTA
+# and whole-batch augmentation are not here: TTA changes only the evaluation (measure it on the
+# recipe's checkpoint with --init_from=resume --eval_only=True --tta_flip=False), and batch
+# augmentation only the speed.
+# $ python analysis/ablate.py config/ablations/vit_speedrun.py --seeds=2 --data_dir=data --download=False --verify_md5=False
 script = "train_vit.py"
 base_config = "config/vit_speedrun_cpu.py"
 baseline = "recipe"
