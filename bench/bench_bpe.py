@@ -193,13 +193,13 @@ def main():
         print(f"{name:>12} {mb / tt:>9.2f} {mb / cold:>7.2f} {mb / warm:>7.2f} {tt / cold:>7.2f}x {tt / warm:>7.2f}x", flush=True)
         # where a cold encode goes: the regex split, then the merge loop once per distinct chunk
         split, chunks = timed(lambda: tok._split(text), repeat=3)
-        unicode, _ = timed(lambda: regex.findall(bpe.GPT2_SPLIT_PATTERN, text), repeat=3)
+        in_regex, _ = timed(lambda: regex.findall(bpe.GPT2_SPLIT_PATTERN, text), repeat=3)
         published, _ = timed(lambda: regex.findall(bpe.GPT2_PUBLISHED_PATTERN, text), repeat=3)
         distinct = [chunk.encode("utf-8") for chunk in set(chunks)]
         merges, _ = timed(lambda: [tok._bpe(chunk) for chunk in distinct], repeat=3)
         whole = sum(chunk in tok.mergeable_ranks for chunk in distinct)
         path = "stdlib re, ASCII text" if text.isascii() else "regex module"
-        breakdown.append(f"{name:>12}: split {split:.3f} s ({path}; the regex module {unicode:.3f} s, "
+        breakdown.append(f"{name:>12}: split {split:.3f} s ({path}; the regex module {in_regex:.3f} s, "
                          f"with GPT-2's pattern as published {published:.3f} s), "
                          f"merge loop over {len(distinct):,} distinct chunks ({whole:,} whole tokens) {merges:.3f} s; "
                          f"tiktoken's whole encode {tt:.3f} s")
