@@ -136,6 +136,12 @@ if ddp.master:
 # -----------------------------------------------------------------------------
 # data: torchvision's CIFAR loaders, augmentation seeded per image so resume is exact
 
+def augment_seed(seed, epoch, i):
+    """The seed of image (or batch) i's augmentation in an epoch: a function of (seed, epoch, i) alone,
+    whatever the number of workers or when the run was resumed."""
+    return (seed * 1_000_003 + epoch) * 1_000_003 + i
+
+
 class SeededAugment(Dataset):
     """
     Apply a random transform to dataset[i] with randomness drawn from a generator seeded by
@@ -156,7 +162,7 @@ class SeededAugment(Dataset):
         # fork_rng: with num_workers=0 this runs in the main process, whose RNG must not be disturbed
         with torch.random.fork_rng(devices=[]):
             # (the CPU generator alone: torch.manual_seed would also reseed every GPU, ~0.2 ms per call)
-            torch.default_generator.manual_seed((self.seed * 1_000_003 + int(self.epoch)) * 1_000_003 + index)
+            torch.default_generator.manual_seed(augment_seed(self.seed, int(self.epoch), index))
             return self.transform(image), label
 
 
@@ -181,8 +187,6 @@ augment += normalize
 if random_erasing > 0:
     augment.append(transforms.RandomErasing(p=random_erasing))
 test_set.transform = transforms.Compose(normalize)
-held_out = copy.copy(train_set)  # the same images, without augmentation
-held_out.transform = transforms.Compose(normalize)
 if batch_augment:  # the training images as one uint8 tensor on the device; the loader gives indices into it
     train_images = torch.from_numpy(train_set.data[:n_train]).permute(0, 3, 1, 2).to(ddp.device)  # (N, 3, 32, 32)
     train_labels = torch.tensor(train_set.targets[:n_train], device=ddp.device)
@@ -220,8 +224,12 @@ train_loader = DataLoader(train_data, batch_size=batch_size, sampler=train_sampl
 test_loader = DataLoader(test_set, batch_size=2 * batch_size, sampler=range(ddp.rank, len(test_set), ddp.world_size),
                          **loader_args)
 # evaluated after every epoch: the held-out images, or the test split
-eval_loader = test_loader if val_images == 0 else DataLoader(
-    held_out, batch_size=2 * batch_size, sampler=range(n_train + ddp.rank, len(train_set), ddp.world_size), **loader_args)
+eval_loader = test_loader
+if val_images > 0:
+    held_out = copy.copy(train_set)  # the same images, without augmentation
+    held_out.transform = test_set.transform
+    eval_loader = DataLoader(held_out, batch_size=2 * batch_size,
+                             sampler=range(n_train + ddp.rank, len(train_set), ddp.world_size), **loader_args)
 steps_per_epoch = len(train_loader)
 if steps_per_epoch == 0:
     training.fail(f"batch_size={batch_size} x {ddp.world_size} process(es) is more than the "
@@ -239,7 +247,7 @@ def train_batches(epoch, start_step):
     for step_in_epoch, indices in enumerate(train_loader, start=start_step):
         # seeded per (epoch, step, rank), as SeededAugment per image: a resumed run draws the same crops
         batch_id = step_in_epoch * ddp.world_size + ddp.rank
-        generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + batch_id)
+        generator = torch.Generator().manual_seed(augment_seed(seed, epoch, batch_id))
         indices = indices.to(ddp.device)
         images = training.random_crop_flip(train_images[indices], 4, generator)  # (B, 3, 32, 32) uint8
         yield (images.float() / 255 - mean) / std, train_labels[indices]

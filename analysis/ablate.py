@@ -275,10 +275,8 @@ def vit_metrics(checkpoint, records, directory):
     metrics = {"params": params, "top1": 100 * max(r["top1"] for r in records),
                "images_per_s": statistics.median(r["images_per_s"] for r in records),
                "wall_s": records[-1]["elapsed_s"]}
-    test_path = os.path.join(directory, "test.json")
-    if os.path.isfile(test_path):  # --val_images: the log's top1 is the held-out images'; best.pt read the test split once
-        with open(test_path) as f:
-            test = json.load(f)
+    test = common.read_test_json(directory)
+    if test is not None:  # --val_images: the log's top1 is the held-out images'; best.pt read the test split once
         metrics["test_top1"] = 100 * test["top1"]
         metrics["wall_s"] = test["elapsed_s"]  # the test split's read included
     return metrics

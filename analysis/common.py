@@ -1,9 +1,11 @@
 """
 What the analysis scripts share: settings that start from the run's own training settings, the
-trained model and its data, the attention probabilities a model computes, and saving figures.
+trained model and its data, a ViT run's test.json, the attention probabilities a model computes,
+and saving figures.
 """
 
 import io
+import json
 import os
 
 import torch
@@ -53,6 +55,23 @@ def text_data(config):
 
 
 @torch.no_grad()
+def read_test_json(run_dir):
+    """The test.json of a train_vit.py run with --val_images (best.pt's one read of the test split:
+    loss, top1, top5, elapsed_s, ...), or None where the run has none."""
+    path = os.path.join(run_dir, "test.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            test = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        test = None
+    if not (isinstance(test, dict)
+            and all(isinstance(test.get(key), (int, float)) for key in ("loss", "top1", "elapsed_s"))):
+        training.fail(f"{path} is not train_vit.py's test.json; delete it to compare the run from its log")
+    return test
+
+
 def attention_maps(model, *inputs):
     """
     Run model(*inputs) once and return every layer's attention probabilities, each (B, n_head, T, T):

@@ -166,16 +166,8 @@ for run_dir in run_dirs:
         if not isinstance(run["eval"], dict) or run["eval"].get("kind") != kind:
             training.fail(f"{eval_path} does not evaluate a {MODEL_NAMES[kind]}; write it again with "
                           f"python analysis/evaluate.py --out_dir={run_dir}, or delete it")
-    test_path = os.path.join(run_dir, "test.json")
-    if kind == "vit" and os.path.isfile(test_path):
-        try:
-            with open(test_path) as f:
-                run["test"] = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            pass
-        if not (isinstance(run["test"], dict)
-                and all(isinstance(run["test"].get(key), (int, float)) for key in ("loss", "top1", "elapsed_s"))):
-            training.fail(f"{test_path} is not train_vit.py's test.json; delete it to compare the run from its log")
+    if kind == "vit":
+        run["test"] = common.read_test_json(run_dir)
     runs.append(run)
 
 kinds = {run["kind"] for run in runs}

@@ -185,9 +185,14 @@ def test_gpt2_hello_world(gpt2):
     assert gpt2.n_vocab == 50257
 
 
-def test_gpt2_pattern_splits_every_text_like_the_published_one():
+def stdlib_code():
+    """Real code: the first 40 of the standard library's top-level .py files, concatenated."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    code = "".join(path.read_text(encoding="utf-8", errors="replace") for path in sorted(stdlib.glob("*.py"))[:40])
+    return "".join(path.read_text(encoding="utf-8", errors="replace") for path in sorted(stdlib.glob("*.py"))[:40])
+
+
+def test_gpt2_pattern_splits_every_text_like_the_published_one():
+    code = stdlib_code()
     texts = [SAMPLE, HELD_OUT, code, "I'm sure you'll've 'd 'S 'LL don't ''s '' 'x 're've 'tis \n'm ' s",
              random_text(2, 20_000, "'smtdlvrexS \n\t1.")]
     for text in texts:
@@ -203,8 +208,7 @@ def test_a_pickled_tokenizer_encodes_as_the_original(trained):
 
 @pytest.mark.parametrize("pattern", [bpe.GPT2_SPLIT_PATTERN, bpe.GPT4_SPLIT_PATTERN])
 def test_ascii_text_splits_as_the_regex_module_splits_it(pattern):
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    code = "".join(path.read_text(encoding="utf-8", errors="replace") for path in sorted(stdlib.glob("*.py"))[:40])
+    code = stdlib_code()
     texts = [code.encode("ascii", "ignore").decode(), SAMPLE.encode("ascii", "ignore").decode(),
              "I'm sure you'll've 'd 'S 'LL DON'T ''s '' 'x 're've 'tis \n'm ' s",
              "ends in spaces  \n", "ends in a newline and spaces \n  ", "  \n\n",
