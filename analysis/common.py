@@ -54,7 +54,6 @@ def text_data(config):
     return data_path, meta, encode, decode
 
 
-@torch.no_grad()
 def read_test_json(run_dir):
     """The test.json of a train_vit.py run with --val_images (best.pt's one read of the test split:
     loss, top1, top5, elapsed_s, ...), or None where the run has none."""
@@ -72,6 +71,7 @@ def read_test_json(run_dir):
     return test
 
 
+@torch.no_grad()
 def attention_maps(model, *inputs):
     """
     Run model(*inputs) once and return every layer's attention probabilities, each (B, n_head, T, T):
