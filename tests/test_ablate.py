@@ -59,6 +59,15 @@ def read_log(run_dir):
         return [json.loads(line) for line in f]
 
 
+def evaluations(run_dir):
+    """How many evaluations the run has logged so far (0 before it starts)."""
+    try:
+        with open(os.path.join(run_dir, "log.jsonl")) as f:
+            return sum(line.endswith("\n") for line in f)
+    except FileNotFoundError:
+        return 0
+
+
 def marker(run_dir):
     with open(os.path.join(run_dir, "ablate.json")) as f:
         return json.load(f)
@@ -66,10 +75,11 @@ def marker(run_dir):
 
 @pytest.fixture(scope="module")
 def stopped_then_completed(data_dir, tmp_path_factory):
-    """2 variants x 2 seeds, 200 iterations each: SIGTERM to ablate (alone, as `kill PID` sends it)
-    while the second run trains; then the same command twice. Returns what each step left."""
+    """2 variants x 2 seeds, 400 iterations each: SIGTERM to ablate (alone, as `kill PID` sends it)
+    once the second run has logged its iter-100 evaluation, so it stops with steps both behind and
+    ahead of it; then the same command twice. Returns what each step left."""
     tmp = tmp_path_factory.mktemp("ablate")
-    config = write_ablation(tmp / "act.py", data_dir, TWO_BY_TWO, max_iters=200)
+    config = write_ablation(tmp / "act.py", data_dir, TWO_BY_TWO, max_iters=400)
     out_root = str(tmp / "out")
     args = [config, "--seeds=2", f"--out_root={out_root}"]
     second = os.path.join(out_root, "relu-seed1337")  # seeds outermost: the second run is relu's first seed
@@ -77,9 +87,8 @@ def stopped_then_completed(data_dir, tmp_path_factory):
         process = subprocess.Popen([sys.executable, "analysis/ablate.py", *args], cwd=ROOT, env=ENV,
                                    stdout=output, stderr=subprocess.STDOUT)
         deadline = time.time() + 120
-        while not (os.path.exists(os.path.join(second, "log.jsonl")) or process.poll() is not None
-                   or time.time() > deadline):
-            time.sleep(0.02)
+        while not (evaluations(second) >= 2 or process.poll() is not None or time.time() > deadline):
+            time.sleep(0.01)
         process.send_signal(signal.SIGTERM)
         stopped_code = process.wait(timeout=120)
     stopped = {"code": stopped_code, "output": (tmp / "stopped.txt").read_text(),
@@ -101,7 +110,7 @@ def test_a_stopped_ablation_resumes_the_stopped_run_and_repeats_no_finished_one(
     # the first run finished; the second was stopped part-way (and saved); the other two never started
     assert stopped["dirs"] == ["gelu-seed1337", "relu-seed1337"]
     assert marker(os.path.join(out_root, "gelu-seed1337"))["finished"]
-    assert 0 < stopped["second_iter"] < 200 and not stopped["second_finished"]
+    assert 100 <= stopped["second_iter"] < 400 and not stopped["second_finished"]
 
     assert completed.returncode == 0, completed.stderr
     assert "[1/4] gelu seed 1337: finished before, skipped" in completed.stdout
@@ -110,7 +119,7 @@ def test_a_stopped_ablation_resumes_the_stopped_run_and_repeats_no_finished_one(
     assert read_log(os.path.join(out_root, "gelu-seed1337")) == stopped["first_log"]
     # resumed, not restarted: every evaluation once, the last at max_iters
     for name in ("gelu-seed1337", "relu-seed1337", "gelu-seed1338", "relu-seed1338"):
-        assert [r["iter"] for r in read_log(os.path.join(out_root, name))] == [0, 50, 100, 150, 200]
+        assert [r["iter"] for r in read_log(os.path.join(out_root, name))] == [0, 100, 200, 300, 400]
         assert marker(os.path.join(out_root, name))["finished"]
 
 
@@ -164,7 +173,7 @@ def test_the_plot_shows_each_variants_learning_curve_averaged_over_seeds(stopped
         logs = [read_log(os.path.join(out_root, f"{variant}-seed{seed}")) for seed in (1337, 1338)]
         losses = list(zip(*[[r["val_loss"] for r in log] for log in logs]))  # per evaluation, both seeds
         curve = results["variants"][variant]["curve"]
-        assert curve["x"] == [0, 50, 100, 150, 200]
+        assert curve["x"] == [0, 100, 200, 300, 400]
         assert curve["mean"] == pytest.approx([statistics.mean(pair) for pair in losses], rel=1e-12)
         assert curve["low"] == [min(pair) for pair in losses] and curve["high"] == [max(pair) for pair in losses]
     image = matplotlib.image.imread(os.path.join(out_root, "results.png"))
@@ -191,7 +200,7 @@ def test_a_run_another_ablation_already_finished_is_copied_not_trained_again(dat
     # "gelu" names mlp=gelu, which the first ablation's "gelu" left at its default: the same run. "relu"
     # is the first ablation's relu but shorter: another run, trained
     config = write_ablation(pathlib.Path(out_root).parent / "second.py", data_dir,
-                            {"gelu": {"mlp": "gelu"}, "relu": {"mlp": "relu", "max_iters": 4}}, max_iters=200)
+                            {"gelu": {"mlp": "gelu"}, "relu": {"mlp": "relu", "max_iters": 4}}, max_iters=400)
     result = ablate(config, "--seeds=1", f"--out_root={second_root}")
     assert result.returncode == 0, result.stderr
     assert "gelu seed 1337: the same run as" in result.stdout and "relu seed 1337: the same run" not in result.stdout
