@@ -69,11 +69,11 @@ LINE_SPLIT_PATTERN = r"""[^\n]*\n|[^\n]+"""
 # \s. GPT-4's possessive quantifiers are plain ones here: nothing after them
 # could take back what they matched, so they change no split (and Python < 3.11
 # lacks them).
+_GPT2_ASCII = r"""'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+"""
 _ASCII_SPELLINGS = {
-    GPT2_SPLIT_PATTERN: r"""'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""",
+    GPT2_SPLIT_PATTERN: _GPT2_ASCII, GPT2_PUBLISHED_PATTERN: _GPT2_ASCII,
     GPT4_SPLIT_PATTERN: r"""'(?i:[sdmt]|ll|ve|re)|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n]*|\s+$|\s*[\r\n]|\s+(?!\S)|\s""",
 }
-_ASCII_SPELLINGS[GPT2_PUBLISHED_PATTERN] = _ASCII_SPELLINGS[GPT2_SPLIT_PATTERN]
 
 PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN, "none": None}
 

@@ -262,6 +262,7 @@ def test_random_crop_flip_gives_each_image_one_of_torchvisions_crops_and_flips()
     assert len(seen) > 48  # 64 draws of 162 choices: each image its own
     assert torch.equal(out, training.random_crop_flip(images, 4, torch.Generator().manual_seed(0)))
 
+
 @pytest.fixture(scope="module")
 def first_epoch(random_cifar, tmp_path_factory):
     """One epoch of a 2-epoch schedule, stopped there: the first half of the resume test."""
