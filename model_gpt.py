@@ -15,7 +15,6 @@ runs that differ in one flag compare that idea alone:
 References: GPT-2 (Radford et al. 2019), nanoGPT's model.py, "Attention Is All You Need".
 """
 
-import inspect
 import json
 import math
 import os
@@ -114,8 +113,8 @@ def apply_rope(x, cos, sin):
 # normalisation
 
 class RMSNorm(nn.Module):
-    """LayerNorm without the mean subtraction and the bias (Zhang & Sennrich 2019):
-    x * rsqrt(mean(x^2) + eps) * weight. Cheaper, and in practice as good."""
+    """LayerNorm without the mean subtraction and the bias (Zhang & Sennrich 2019): rescale each
+    token to unit RMS, then by a learned gain: x * rsqrt(mean(x^2) + eps) * weight."""
 
     def __init__(self, dim, eps):
         super().__init__()
@@ -123,7 +122,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        xf = x.float()  # in fp32 even under bf16 autocast: the mean of squares of bf16 values loses precision
+        # at least fp32 even under bf16 autocast: the mean of squares of bf16 values loses precision
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
         normed = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)
         return (normed * self.weight).type_as(x)
 
@@ -288,6 +288,7 @@ def last_real_token(attention_mask):
 
 
 class GPT(nn.Module):
+    blocks_prefix = "transformer.h."  # optimizers.configure: Muon takes the 2-D weights under it
 
     def __init__(self, config):
         super().__init__()
@@ -400,8 +401,9 @@ class GPT(nn.Module):
         B = idx.size(0)
         if targets is not None:
             logits = self.lm_head(x)                                   # (B, T, vocab)
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1),
-                                   ignore_index=-1)
+            # at least fp32: under autocast the logits are bf16, and log-softmax in bf16 is off
+            logits32 = logits.to(torch.promote_types(logits.dtype, torch.float32))
+            loss = F.cross_entropy(logits32.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         elif attention_mask is not None:
             last = last_real_token(attention_mask)                                    # (B,)
             logits = self.lm_head(x[torch.arange(B, device=idx.device), last][:, None])  # (B, 1, vocab)
@@ -475,31 +477,6 @@ class GPT(nn.Module):
             raise ValueError(f"{ckpt_dir}: missing weights {sorted(missing)}")
         return model
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, optimizer="adamw"):
-        """optimizer="adamw": AdamW with weight decay on matrices (matmul weights, embeddings) only:
-        decaying biases and norm gains just fights the model for no regularisation benefit.
-        optimizer="muon": Muon (Jordan et al. 2024, the class below) for the blocks' 2-D weight
-        matrices, which it orthogonalises each step, and the AdamW above for everything else
-        (embeddings, head, norms, biases). Muon's lr is scaled per matrix to match AdamW's update
-        size ("match_rms_adamw"), so both share learning_rate and the schedule: the returned
-        CombinedOptimizer lists every group in param_groups."""
-        if optimizer not in ("adamw", "muon"):
-            raise ValueError(f"optimizer={optimizer!r} is not one of adamw, muon")
-        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        # Muon: the blocks' weight matrices. AdamW: everything else (embeddings, head, norms, biases)
-        is_muon = lambda n, p: optimizer == "muon" and n.startswith("transformer.h.") and p.dim() == 2
-        muon_params = [p for n, p in named if is_muon(n, p)]
-        decay = [p for n, p in named if not is_muon(n, p) and p.dim() >= 2]
-        no_decay = [p for n, p in named if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        # the fused kernel does the whole update in one launch on CUDA
-        fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device_type == "cuda"
-        adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
-        if optimizer == "adamw":
-            return adamw
-        return Muon.beside(adamw, muon_params, learning_rate, weight_decay, device_type)
-
     def estimate_flops_per_token(self):
         """Training FLOPs per token, forward + backward (PaLM paper, appendix B): 6 per weight that
         multiplies the token (2 forward, 4 backward), plus the attention scores and weighted sum,
@@ -522,11 +499,12 @@ class GPT(nn.Module):
         return self.estimate_flops_per_token() * tokens_per_iter / dt / peak_flops
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True, stream=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=0, top_p=0.0, use_cache=True, stream=None):
         """Sample max_new_tokens tokens after idx (B, T), feeding each prediction back in.
         temperature: < 1 sharpens, > 1 flattens, 0 is greedy. top_k: sample only among the k likeliest
-        tokens. top_p: only among the likeliest tokens whose probabilities add up to top_p (nucleus
-        sampling, Holtzman et al. 2019). stream: called with each new token (B,) as soon as it is chosen.
+        tokens (0: all). top_p: only among the likeliest tokens whose probabilities add up to top_p
+        (nucleus sampling, Holtzman et al. 2019; 0: off). stream: called with each new token (B,) as
+        soon as it is chosen.
         use_cache: run the prompt once, then only the newest token per step, its attention reading
         the earlier tokens' keys and values from a KVCache. Once the sequence is longer than
         block_size the model sees only the last block_size tokens, whose positions all shift by one
@@ -534,8 +512,8 @@ class GPT(nn.Module):
         window, exactly as without the cache (same tokens, same cost)."""
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
-        if top_p is not None and not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if top_p and not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in [0, 1] (0: off), got {top_p}")
         block_size = self.config.block_size
         cache = KVCache(self.config) if use_cache else None
         for _ in range(max_new_tokens):
@@ -552,10 +530,10 @@ class GPT(nn.Module):
                 idx_next = logits.argmax(dim=-1, keepdim=True)
             else:
                 logits = logits / temperature
-                if top_k is not None:
+                if top_k:
                     v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
                     logits[logits < v[:, [-1]]] = -float("inf")        # keep only the top_k
-                if top_p is not None:
+                if top_p:
                     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
                     sorted_probs = F.softmax(sorted_logits, dim=-1)
                     # drop a token if the likelier ones before it already reach top_p (the first never is)
@@ -607,92 +585,6 @@ class GPTClassifier(nn.Module):
         last = last_real_token(attention_mask) if attention_mask is not None else torch.full(
             (B,), T - 1, device=idx.device)
         logits = self.head(x[torch.arange(B, device=idx.device), last])    # (B, n_classes)
-        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        logits32 = logits.to(torch.promote_types(logits.dtype, torch.float32))  # at least fp32, as GPT's loss
+        loss = F.cross_entropy(logits32, labels) if labels is not None else None
         return logits, loss
-
-
-class CombinedOptimizer:
-    """Several optimizers over disjoint parameters, used as one by the training loop:
-    step, zero_grad, param_groups (all groups of all of them), state_dict, load_state_dict."""
-
-    def __init__(self, optimizers):
-        self.optimizers = optimizers  # {name: torch.optim.Optimizer}
-
-    @property
-    def param_groups(self):
-        return [group for opt in self.optimizers.values() for group in opt.param_groups]
-
-    def step(self):
-        for opt in self.optimizers.values():
-            opt.step()
-
-    def zero_grad(self, set_to_none=True):
-        for opt in self.optimizers.values():
-            opt.zero_grad(set_to_none=set_to_none)
-
-    def state_dict(self):
-        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
-
-    def load_state_dict(self, state_dict):
-        if not isinstance(state_dict, dict) or set(state_dict) != set(self.optimizers):
-            raise ValueError(f"optimizer state is not that of a {' + '.join(self.optimizers)} optimizer: "
-                             f"was the checkpoint trained with another --optimizer?")
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state_dict[name])
-
-
-class Muon(torch.optim.Optimizer):
-    """Muon (Jordan et al. 2024) for 2-D weight matrices: SGD with Nesterov momentum whose update is
-    replaced by the nearest (semi-)orthogonal matrix, so that it moves the weights by the same amount
-    in every direction instead of mostly along the gradient's few dominant ones. The same algorithm
-    as torch.optim.Muon (torch >= 2.9) with adjust_lr_fn="match_rms_adamw"; written out here to be
-    read, and because torch's always orthogonalises in bfloat16, where ns_dtype lets a CPU without
-    native bfloat16 matmuls use float32."""
-
-    def __init__(self, params, lr, weight_decay, momentum=0.95, ns_steps=5, ns_dtype=torch.bfloat16):
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, ns_steps=ns_steps))
-        self.ns_dtype = ns_dtype
-
-    @classmethod
-    def beside(cls, adamw, matrices, lr, weight_decay, device_type):
-        """Muon for `matrices` and the given AdamW for every other parameter, as one CombinedOptimizer."""
-        # bfloat16 Newton-Schulz is what GPUs run fast; a CPU's float32 matmuls are fast everywhere,
-        # its bfloat16 ones only with AMX or AVX512-BF16 (tens of times slower without)
-        ns_dtype = torch.bfloat16 if device_type == "cuda" else torch.float32
-        muon = cls(matrices, lr=lr, weight_decay=weight_decay, ns_dtype=ns_dtype)
-        return CombinedOptimizer({"adamw": adamw, "muon": muon})
-
-    @staticmethod
-    def orthogonalize(G, steps, dtype):
-        """Newton-Schulz iteration towards U V^T of G = U S V^T (an SVD would be exact, and slow on
-        GPUs): X <- a X + (b A + c A^2) X with A = X X^T maps every singular value s of X through
-        a s + b s^3 + c s^5. These coefficients push the small ones up steeply; after 5 steps all
-        but the tiniest lie near 1 (roughly 0.6 to 1.2), which trains as well as exactly 1."""
-        a, b, c = 3.4445, -4.7750, 2.0315
-        tall = G.size(0) > G.size(1)
-        X = G.to(dtype).T if tall else G.to(dtype)   # (m, n) with m <= n: A is the smaller Gram matrix
-        X = X / X.norm().clamp(min=1e-7)             # Frobenius >= spectral norm: singular values <= 1
-        for _ in range(steps):
-            A = X @ X.T                                          # (m, m)
-            X = torch.addmm(X, torch.addmm(A, A, A, beta=b, alpha=c), X, beta=a)  # a X + (b A + c A A) X
-        return X.T if tall else X
-
-    @torch.no_grad()
-    def step(self):
-        for group in self.param_groups:
-            lr, momentum = group["lr"], group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["momentum_buffer"] = torch.zeros_like(p)
-                buf = state["momentum_buffer"]
-                buf.lerp_(p.grad, 1 - momentum)                     # buf = m buf + (1 - m) grad
-                update = p.grad.lerp(buf, momentum)                 # Nesterov: look one step ahead
-                update = self.orthogonalize(update, group["ns_steps"], self.ns_dtype)
-                # an orthogonal (out, in) update has RMS 1/sqrt(max(out, in)); scaling it to RMS 0.2,
-                # about AdamW's, lets Muon share AdamW's learning rate and schedule
-                adjusted_lr = lr * 0.2 * math.sqrt(max(p.shape))
-                p.mul_(1 - lr * group["weight_decay"])
-                p.add_(update.to(p.dtype), alpha=-adjusted_lr)

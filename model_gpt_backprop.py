@@ -17,23 +17,16 @@ state_dict moves between the two models either way.
     loss = m.forward(idx, targets)   # a float
     grads = m.backward()             # {state_dict name: gradient}
 
-Run as a script, it trains on a prepared dataset with AdamW fed these gradients (see train() below):
+train_gpt_backprop.py trains it on a prepared dataset, with AdamW fed these gradients:
 
-    python model_gpt_backprop.py --dataset=shakespeare_char --max_iters=500
+    python train_gpt_backprop.py --dataset=shakespeare_char --max_iters=500
 """
 
 import math
-import os
-import sys
-import time
-from dataclasses import asdict
-from types import SimpleNamespace
 
-import numpy as np
 import torch
 
-import training
-from model_gpt import GPT, GPTConfig, mlp_hidden_size
+from model_gpt import mlp_hidden_size
 
 # the GPTConfig options this file implements; anything else is refused rather than silently ignored
 SUPPORTED = dict(pos_encoding="learned", norm="layernorm", norm_placement="pre", qk_norm=False, mlp="gelu",
@@ -340,7 +333,7 @@ class GPTBackprop:
         return [(name, p) for name, p in self.params.items() if name != "lm_head.weight"]
 
     def configure_optimizers(self, weight_decay, learning_rate, betas):
-        """torch.optim.AdamW over our plain tensors, grouped as GPT.configure_optimizers does: weight
+        """torch.optim.AdamW over our plain tensors, grouped as optimizers.configure does: weight
         decay on matrices only. Before each step set p.grad = grads[name] for named_parameters()."""
         named = self.named_parameters()
         groups = [{"params": [p for _, p in named if p.dim() >= 2], "weight_decay": weight_decay},
@@ -373,122 +366,3 @@ class GPTBackprop:
             dx = block.backward(dx, grads)
         self.embedding.backward(dx, grads)
         return grads
-
-
-# -----------------------------------------------------------------------------
-# training: the same data, schedule, optimizer, evaluation and log as train_gpt.py, on our gradients
-
-DEFAULTS = dict(
-    out_dir="out-backprop",
-    eval_interval=250,
-    log_interval=10,
-    eval_iters=100,
-    data_dir="data",
-    dataset="shakespeare_char",   # data_dir/dataset/{train.bin, val.bin, meta.json}
-    batch_size=12,                # train_gpt.py's CPU-sized defaults, so the two runs compare
-    block_size=64,
-    n_layer=4,
-    n_head=4,
-    n_embd=128,
-    bias=False,
-    learning_rate=2e-3,
-    max_iters=2000,
-    weight_decay=1e-1,
-    beta1=0.9,
-    beta2=0.99,
-    grad_clip=1.0,                # clip the gradient norm at this (0 = off)
-    decay_lr=True,
-    warmup_iters=100,
-    lr_decay_iters=2000,
-    min_lr=2e-4,
-    device="cpu",                 # 'cpu', 'cuda', 'auto'
-    seed=1337,
-)
-
-
-def train(argv):
-    config = training.configure(DEFAULTS, argv)
-    cfg = SimpleNamespace(**config)
-    device = training.pick_device(cfg.device)
-    data_path = os.path.join(cfg.data_dir, cfg.dataset)
-    prepare_hint = f"python prepare/{cfg.dataset}.py (or another prepare/ script with --out_dir {data_path})"
-    meta = training.read_meta(data_path, prepare_hint)
-    training.check_token_bins(data_path, meta, cfg.block_size, prepare_hint)
-    torch.manual_seed(cfg.seed)
-    try:
-        model_config = GPTConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                                 block_size=cfg.block_size, vocab_size=meta["vocab_size"], bias=cfg.bias)
-        model = GPTBackprop(model_config, device=device)
-    except ValueError as e:
-        training.fail(str(e))
-    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2))
-    print(f"{sum(p.numel() for _, p in model.named_parameters()):,} parameters, device {device}")
-    with torch.device("meta"):  # model_gpt.GPT's FLOP count, for the log (meta: no memory)
-        flops_per_token = GPT(model_config).estimate_flops_per_token()
-
-    def get_batch(split, generator):
-        """batch_size random windows, drawn as train_gpt.py draws them (same seed, same batches)."""
-        data = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
-        ix = torch.randint(len(data) - cfg.block_size, (cfg.batch_size,), generator=generator).tolist()
-        windows = torch.from_numpy(np.stack([data[i: i + cfg.block_size + 1] for i in ix]).astype(np.int64))
-        if int(windows.max()) >= model_config.vocab_size:  # the embedding lookup would fail cryptically
-            training.fail(f"{split}.bin holds token id {int(windows.max())} but meta.json says vocab_size="
-                          f"{model_config.vocab_size}; prepare it again: {prepare_hint}")
-        return windows[:, :-1].to(device), windows[:, 1:].to(device)
-
-    def estimate_loss():
-        """Mean loss over eval_iters batches of each split, the same batches at every eval."""
-        out = {}
-        for split in ("train", "val"):
-            generator = torch.Generator().manual_seed(cfg.seed + 1)
-            losses = [model.forward(*get_batch(split, generator)) for _ in range(cfg.eval_iters)]
-            out[split] = sum(losses) / cfg.eval_iters
-        return out
-
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    metrics = training.MetricsLog(cfg.out_dir, True, config)
-    timer = training.Timer()
-    batch_generator = torch.Generator().manual_seed(cfg.seed)
-    best_val_loss = float("inf")
-    step_seconds = 0.0
-    for iter_num in range(cfg.max_iters + 1):
-        lr = (training.learning_rate_at(iter_num, cfg.learning_rate, cfg.warmup_iters, cfg.lr_decay_iters, cfg.min_lr)
-              if cfg.decay_lr else cfg.learning_rate)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters:
-            losses = estimate_loss()
-            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-            tokens_seen = iter_num * cfg.batch_size * cfg.block_size
-            metrics.log({"iter": iter_num, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
-                         "tokens_seen": tokens_seen, "flops": tokens_seen * flops_per_token,
-                         "elapsed_s": round(timer.elapsed(), 3)})
-            if iter_num > 0 and math.isfinite(losses["val"]):
-                improved = losses["val"] < best_val_loss
-                best_val_loss = min(best_val_loss, losses["val"])
-                # ckpt.pt: the latest, with the optimizer; best.pt (if improved): the weights, for sample.py
-                training.save_run_checkpoints({
-                    "kind": "gpt", "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "model_args": asdict(model_config), "config": config, "iter_num": iter_num,
-                    "best_val_loss": best_val_loss}, cfg.out_dir, last=True, best=improved)
-        if iter_num == cfg.max_iters:
-            break
-
-        step_start = time.time()
-        loss = model.forward(*get_batch("train", batch_generator))
-        grads = model.backward()
-        for name, p in model.named_parameters():
-            p.grad = grads[name]  # torch.optim reads .grad; we put there what autograd would have
-        grad_norm = torch.nn.utils.clip_grad_norm_([p for _, p in model.named_parameters()],
-                                                   cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        if not torch.isfinite(grad_norm):
-            training.fail(f"non-finite loss/gradient at iter {iter_num}; lower learning_rate")
-        optimizer.step()
-        step_seconds += time.time() - step_start
-        if (iter_num + 1) % cfg.log_interval == 0:
-            print(f"iter {iter_num + 1}: loss {loss:.4f}, {step_seconds / cfg.log_interval * 1000:.1f} ms/iter")
-            step_seconds = 0.0
-
-
-if __name__ == "__main__":
-    train(sys.argv[1:])

@@ -112,23 +112,24 @@ class ConvStem(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """LayerNorm without the mean subtraction and the bias: rescale each token to unit RMS, then by a gain."""
+    """LayerNorm without the mean subtraction and the bias (Zhang & Sennrich 2019): rescale each
+    token to unit RMS, then by a learned gain: x * rsqrt(mean(x^2) + eps) * weight."""
 
-    def __init__(self, dim, eps=1e-6):
+    def __init__(self, dim, eps):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        # normalize in fp32 even under autocast: the mean of squares of bf16 values loses precision
-        x_fp32 = x.float()
-        normed = x_fp32 * torch.rsqrt(x_fp32.pow(2).mean(-1, keepdim=True) + self.eps)
+        # at least fp32 even under bf16 autocast: the mean of squares of bf16 values loses precision
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        normed = xf * torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + self.eps)
         return (normed * self.weight).type_as(x)
 
 
 def make_norm(config):
     if config.norm == "rmsnorm":
-        return RMSNorm(config.n_embd)
+        return RMSNorm(config.n_embd, 1e-6)
     return nn.LayerNorm(config.n_embd, eps=1e-6, bias=config.bias)
 
 
@@ -231,6 +232,9 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
+    blocks_prefix = "blocks."  # optimizers.configure: Muon takes the 2-D weights under it
+    # >= 2-D, but embeddings, not weights: not decayed (as timm's no_weight_decay())
+    no_weight_decay = {"pos_embed", "cls_token"}
 
     def __init__(self, config):
         super().__init__()
@@ -289,40 +293,10 @@ class ViT(nn.Module):
         logits = self.head(self.ln_f(x))                          # (B, n_classes)
         loss = None
         if targets is not None:
-            # in fp32: under autocast the logits are bf16, and log-softmax in bf16 is noticeably off
-            loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+            # at least fp32: under autocast the logits are bf16, and log-softmax in bf16 is noticeably off
+            loss = F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), targets,
+                                   label_smoothing=label_smoothing)
         return logits, loss
-
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, optimizer="adamw"):
-        """
-        AdamW with weight decay only on weight matrices and conv kernels (params with >= 2 dims).
-        Biases and norm gains are 1-D: decaying them only fights the normalization. The position
-        embeddings and the CLS token are >= 2-D but are embeddings, not weights, so they are not
-        decayed either (as in timm's no_weight_decay()).
-        optimizer="muon": the blocks' weight matrices get Muon instead (model_gpt.Muon, which
-        orthogonalises each update; it shares learning_rate and the schedule), the rest AdamW.
-        """
-        if optimizer not in ("adamw", "muon"):
-            raise ValueError(f"optimizer={optimizer!r} is not one of adamw, muon")
-        no_decay_names = {"pos_embed", "cls_token"}
-        decay, no_decay, matrices = [], [], []
-        for name, param in self.named_parameters():
-            if not param.requires_grad:
-                continue
-            if optimizer == "muon" and name.startswith("blocks.") and param.dim() == 2:
-                matrices.append(param)
-            elif param.dim() >= 2 and name not in no_decay_names:
-                decay.append(param)
-            else:
-                no_decay.append(param)
-        groups = [{"params": decay, "weight_decay": weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        # the fused CUDA kernel updates all params in a few launches instead of a few per param
-        adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=(device_type == "cuda"))
-        if optimizer == "adamw":
-            return adamw
-        from model_gpt import Muon  # the GPT's file is where Muon is explained
-        return Muon.beside(adamw, matrices, learning_rate, weight_decay, device_type)
 
     def estimate_flops_per_image(self):
         """
@@ -347,5 +321,6 @@ class ViT(nn.Module):
         """Model FLOPs utilization: achieved training FLOP/s as a fraction of the device's peak_flops."""
         return self.estimate_flops_per_image() * batch_per_iter / dt / peak_flops
 
-    def n_params(self):
+    def get_num_params(self):
+        """Every parameter, embeddings included (a ViT's embeddings are a patch projection, not a lookup)."""
         return sum(p.numel() for p in self.parameters())

@@ -12,11 +12,12 @@ import sys
 
 import torch
 
+import data
 import training
 from model_gpt import GPT, GPTConfig
 
 # -----------------------------------------------------------------------------
-init_from = "resume"           # 'resume' (a checkpoint in out_dir) or 'gpt2', 'gpt2-medium', ...
+init_from = "out_dir"          # 'out_dir' (the trained run there: --ckpt picks best.pt or ckpt.pt) or 'gpt2', 'gpt2-medium', ...
 out_dir = "out-shakespeare-char"
 ckpt = "best"                  # 'best' (best.pt: the lowest val loss) or 'last' (ckpt.pt: the latest)
 start = "\n"                   # the prompt, or FILE:path to read it from a file
@@ -31,46 +32,45 @@ chat = False                   # interactive: read prompts from stdin, stream re
 seed = 1337
 device = "auto"
 dtype = "auto"
-compile = False                # torch.compile the model's forward, which generate calls once per token
+compile = False                # torch.compile the model, as training does ('auto' = on CUDA only); off by default: generation's growing shapes recompile
 # -----------------------------------------------------------------------------
-config = training.configure({k: v for k, v in globals().items()
-                             if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
-                            sys.argv[1:])
+config = training.configure(globals(), sys.argv[1:])
 globals().update(config)
+training.check_settings(config, at_least_1="num_samples", at_least_0="max_new_tokens temperature top_k", unit="top_p")
 
 run_device = training.pick_device(device)
 precision = training.resolve_dtype(dtype, run_device)
 torch.manual_seed(seed)
 torch.cuda.manual_seed(seed)
 
-if init_from == "resume":
+if init_from == "out_dir":
     checkpoint = training.load_trained(out_dir, ckpt, "GPT")
     print(f"sampling {training.checkpoint_path(out_dir, ckpt)} (iter {checkpoint['iter_num']}, "
           f"best val loss {checkpoint['best_val_loss']:.4f})", file=sys.stderr)
     model = GPT(GPTConfig(**{**checkpoint["model_args"], "dropout": 0.0}))
     model.load_state_dict(checkpoint["model"])
-    data_path = training.dataset_path(checkpoint["config"], out_dir)
-    meta = training.read_meta(data_path, prepare_hint="sample.py decodes with the dataset's tokenizer")
+    data_path = data.dataset_path(checkpoint["config"], out_dir)
+    meta = data.read_meta(data_path, prepare_hint="sample.py decodes with the dataset's tokenizer")
     if meta["vocab_size"] != model.config.tokenizer_vocab_size:
         training.fail(f"{data_path}/meta.json (vocab {meta['vocab_size']}) does not match the checkpoint "
                       f"(vocab {model.config.tokenizer_vocab_size})")
-    encode, decode = training.load_tokenizer(meta, data_path)
+    encode, decode = data.load_tokenizer(meta, data_path)
 elif init_from.startswith("gpt2") or os.path.isdir(init_from):
     try:
         model = GPT.from_pretrained(init_from, dict(dropout=0.0))
     except (ValueError, RuntimeError, OSError) as e:
         training.fail(str(e))
-    encode, decode = training.load_tokenizer({"tokenizer": "gpt2"}, "")
+    encode, decode = data.load_tokenizer({"tokenizer": "gpt2"}, "")
 else:
-    training.fail(f"init_from must be 'resume', a GPT-2 name such as 'gpt2', or a local Hugging Face "
+    training.fail(f"init_from must be 'out_dir', a GPT-2 name such as 'gpt2', or a local Hugging Face "
                   f"GPT-2 directory, got '{init_from}'")
 
 model.eval()
 model.to(run_device)
-if compile:
+if training.resolve_compile(compile, run_device):
     model.compile()  # compiles the module's __call__, which generate() reaches through self(...)
 
-prompt = training.read_text_file(start[len("FILE:"):]) if start.startswith("FILE:") else start
+prompt = data.read_text_file(start[len("FILE:"):]) if start.startswith("FILE:") else start
 start_ids = encode(prompt)
 if not start_ids:
     training.fail("the prompt is empty: pass --start with at least one character")
@@ -118,7 +118,7 @@ def chat_session():
     while True:
         try:
             line = input("> ")
-        except EOFError:  # end of input (Ctrl-D, or a piped file ran out): a normal way to leave
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D, a piped file that ran out, or Ctrl-C: leave
             print()
             return
         words = line.split()
@@ -163,10 +163,14 @@ def chat_session():
         x = torch.tensor([history], dtype=torch.long, device=run_device)
         try:
             with torch.no_grad(), training.autocast(run_device, precision):
-                model.generate(x, settings["max"], temperature=settings["temp"], top_k=settings["topk"] or None,
-                               top_p=settings["topp"] or None, use_cache=use_cache, stream=on_token)
+                model.generate(x, settings["max"], temperature=settings["temp"], top_k=settings["topk"],
+                               top_p=settings["topp"], use_cache=use_cache, stream=on_token)
         except EndOfReply:
             reply.pop()  # the <|endoftext|> itself
+        except KeyboardInterrupt:  # Ctrl-C mid-reply stops this reply; the conversation goes on
+            print(decode(reply)[printed:] + " (stopped)", flush=True)
+            history += reply
+            continue
         print(decode(reply)[printed:], flush=True)
         history += reply
 
@@ -188,7 +192,7 @@ with torch.no_grad(), training.autocast(run_device, precision):
             if printer:
                 printer(token)
         try:
-            model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k or None, top_p=top_p or None,
+            model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                            use_cache=use_cache, stream=on_token)
         except KeyboardInterrupt:
             print("" if stream else decode(sample))

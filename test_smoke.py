@@ -1,6 +1,8 @@
 """
 End to end, the way a user runs it: prepare a dataset from a few KB of text, train a tiny GPT,
 resume it, and sample from it. CPU only, well under a minute.
+
+    python test_smoke.py            # or: python -m pytest test_smoke.py
 """
 
 import json
@@ -65,3 +67,8 @@ def test_missing_dataset_names_the_prepare_command(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {tmp_path}/openwebtext/meta.json is missing; prepare the dataset first: "
         "python prepare/openwebtext.py")
+
+
+if __name__ == "__main__":  # `python test_smoke.py` runs these tests, and fails when they fail
+    import pytest
+    sys.exit(pytest.main([__file__, "-q", "-o", "addopts=", *sys.argv[1:]]))

@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+import data
 import training
 from analysis.common import save_figure
 from analysis.metrics import classification_report, confusion_matrix, plot_confusion_matrix
@@ -71,7 +72,7 @@ grad_clip = 1.0               # clip the gradient norm at this (0 = off)
 on_nonfinite = "stop"         # a NaN/inf loss or gradient: 'stop' the run, or 'skip' the step
 decay_lr = True
 warmup_iters = 50
-lr_decay_iters = 1000         # ~ max_iters
+lr_decay_iters = 0            # where the cosine reaches min_lr; 0 = max_iters
 min_lr = 1e-4
 # system
 device = "auto"               # 'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
@@ -79,10 +80,13 @@ dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16
 compile = "auto"              # torch.compile the model: 'auto' = on CUDA only
 seed = 1337
 # -----------------------------------------------------------------------------
-config = training.configure({k: v for k, v in globals().items()
-                             if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
-                            sys.argv[1:])
+config = training.configure(globals(), sys.argv[1:])
 globals().update(config)
+training.check_settings(
+    config, at_least_1="batch_size block_size n_layer n_head n_embd eval_interval",
+    at_least_0="max_iters warmup_iters lr_decay_iters min_lr weight_decay grad_clip log_interval",
+    positive="learning_rate", below_1="beta1 beta2 dropout",
+    choices={"padding_side": ("right", "left"), "tokenizer": ("gpt2", "char")})
 
 # the three Hugging Face datasets: (hub name, validation split, text column); label names come from the hub
 HF_DATASETS = {"sst2": ("stanfordnlp/sst2", "validation", "sentence"),  # its test split has no labels
@@ -92,10 +96,6 @@ if dataset and dataset not in HF_DATASETS:
     training.fail(f"dataset must be '' (train_file/val_file) or one of {', '.join(HF_DATASETS)}, got '{dataset}'")
 if not predict and not dataset and not (train_file and val_file):
     training.fail("name the data: --dataset=sst2|ag_news|imdb, or --train_file=X.jsonl --val_file=Y.jsonl")
-if padding_side not in ("right", "left"):
-    training.fail(f"padding_side must be 'right' or 'left', got '{padding_side}'")
-if tokenizer not in ("gpt2", "char"):
-    training.fail(f"tokenizer must be 'gpt2' or 'char', got '{tokenizer}'")
 ckpt_path = training.checkpoint_path(out_dir, "last")
 init_mode = init_from if init_from != "auto" else ("resume" if os.path.exists(ckpt_path) else "scratch")
 if init_mode not in ("scratch", "resume"):
@@ -123,7 +123,7 @@ def classifier_from_checkpoint(checkpoint):
     """The GPTClassifier and its tokenizer's encode function, as a classifier checkpoint saved them."""
     model = GPTClassifier(GPT(GPTConfig(**checkpoint["model_args"])), len(checkpoint["class_names"]))
     model.load_state_dict(checkpoint["model"])
-    encode, _ = training.load_tokenizer(checkpoint["tokenizer_meta"], checkpoint["tokenizer_dir"])
+    encode, _ = data.load_tokenizer(checkpoint["tokenizer_meta"], checkpoint["tokenizer_dir"])
     return model, encode
 
 
@@ -256,7 +256,7 @@ elif init_mode == "ours":
     gpt = GPT(GPTConfig(**model_args))
     gpt.load_state_dict(backbone["model"])
     tokenizer_dir = os.path.join(backbone["config"]["data_dir"], backbone["config"]["dataset"])
-    tokenizer_meta = training.read_meta(tokenizer_dir, f"the backbone {init_from} was trained on it; prepare it again")
+    tokenizer_meta = data.read_meta(tokenizer_dir, f"the backbone {init_from} was trained on it; prepare it again")
     del backbone
 elif init_mode == "gpt2":
     try:
@@ -290,7 +290,7 @@ if checkpoint is not None:
     model.load_state_dict(checkpoint["model"])
 model.freeze(trainable_blocks)
 model.to(ddp.device)
-encode, _ = training.load_tokenizer(tokenizer_meta, tokenizer_dir)
+encode, _ = data.load_tokenizer(tokenizer_meta, tokenizer_dir)
 
 # every text as token ids, cut to its last block_size tokens
 train_tokens = [encode(text)[-block_size:] for text in train_texts]
@@ -320,7 +320,7 @@ def train_batch(it):
 
 
 # -----------------------------------------------------------------------------
-# optimizer: weight decay on matrices only, as in GPT.configure_optimizers
+# optimizer: weight decay on matrices only, as in optimizers.configure
 trainable = [p for p in model.parameters() if p.requires_grad]
 optim = torch.optim.AdamW([{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
                            {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}],
@@ -410,7 +410,8 @@ if init_mode == "resume":
     metrics.forget_after("iter", last_eval_iter)
 log_start = time.time()
 while True:
-    lr = training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters, min_lr) if decay_lr else learning_rate
+    lr = (training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters or max_iters, min_lr)
+          if decay_lr else learning_rate)
     for group in optim.param_groups:
         group["lr"] = lr
 

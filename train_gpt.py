@@ -10,6 +10,7 @@ Settings are the module-level variables below; config files (plain Python assign
 --key=value overrides replace them, in order.
 """
 
+import difflib
 import math
 import os
 import sys
@@ -22,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+import data
+import optimizers
 import training
 from model_gpt import GPT, GPTConfig
 
@@ -76,7 +79,7 @@ export = ""                   # 'safetensors': also write the weights to out_dir
 # learning rate schedule
 decay_lr = True
 warmup_iters = 100
-lr_decay_iters = 2000         # ~ max_iters, per Chinchilla
+lr_decay_iters = 0            # where the cosine reaches min_lr (~ max_iters, per Chinchilla); 0 = max_iters
 min_lr = 2e-4                 # ~ learning_rate / 10
 # system
 device = "auto"               # 'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
@@ -85,26 +88,30 @@ compile = "auto"              # torch.compile the model: 'auto' = on CUDA only (
 peak_flops = 0.0              # your hardware's peak FLOP/s (e.g. 989e12 for H100 bf16) to log MFU
 seed = 1337
 # -----------------------------------------------------------------------------
-config = training.configure({k: v for k, v in globals().items()
-                             if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
-                            sys.argv[1:])
+config = training.configure(globals(), sys.argv[1:])
 globals().update(config)
+training.check_settings(
+    config, at_least_1="batch_size block_size n_layer n_head n_embd eval_interval eval_iters gradient_accumulation_steps",
+    at_least_0="max_iters warmup_iters lr_decay_iters min_lr weight_decay grad_clip mlp_hidden peak_flops log_interval",
+    positive="learning_rate rope_theta norm_eps", below_1="beta1 beta2 dropout",
+    choices={"optimizer": optimizers.OPTIMIZERS, "export": ("", "safetensors")})
 
 pretrained = init_from.startswith("gpt2") or os.path.isdir(init_from)  # OpenAI's weights, or a local HF copy
 if init_from not in ("scratch", "resume", "auto") and not pretrained:
     training.fail(f"init_from must be scratch, resume, auto, gpt2/gpt2-medium/gpt2-large/gpt2-xl or a local "
                   f"Hugging Face GPT-2 directory, got '{init_from}'")
-if export not in ("", "safetensors"):
-    training.fail(f"export must be '' or 'safetensors', got '{export}'")
 ckpt_path = training.checkpoint_path(out_dir, "last")
 init_mode = init_from if init_from != "auto" else ("resume" if os.path.exists(ckpt_path) else "scratch")
+if os.path.exists(out_dir) and not os.path.isdir(out_dir):  # before any work, not after the model is built
+    training.fail(f"out_dir {out_dir} is a file, not a directory")
 
 ddp = training.setup_distributed(device)  # ddp.device: the device this process runs on
 device_type = ddp.device.split(":")[0]    # 'cuda', 'cpu' or 'mps'
 precision = training.resolve_dtype(dtype, ddp.device)
 compile_model = training.resolve_compile(compile, ddp.device)
 guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "iter", ckpt_path)
-training.check_optimizer(optimizer, precision)
+if optimizer == "muon" and precision == "float16":
+    training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
 if gradient_accumulation_steps % ddp.world_size != 0:
     training.fail(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of "
                   f"the number of processes ({ddp.world_size})")
@@ -114,8 +121,9 @@ tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
 if ddp.master:
     print(f"tokens per iteration: {tokens_per_iter:,} on {ddp.world_size} process(es), device {ddp.device}, {precision}")
 torch.manual_seed(seed + ddp.rank)  # dropout differs per rank; batches come from batch_generator
-torch.backends.cuda.matmul.allow_tf32 = True
-torch.backends.cudnn.allow_tf32 = True
+if device_type == "cuda":
+    torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores where any are left
+    torch.backends.cudnn.allow_tf32 = True
 amp = training.autocast(ddp.device, precision)
 
 # -----------------------------------------------------------------------------
@@ -124,15 +132,20 @@ data_path = os.path.join(data_dir, dataset)
 prepare_script = os.path.join("prepare", f"{dataset}.py")
 prepare_hint = (f"python {prepare_script}" if os.path.exists(prepare_script)
                 else f"run a prepare/ script with --out_dir {data_path}")
+if not os.path.exists(os.path.join(data_path, "meta.json")) and not os.path.exists(prepare_script):
+    known = [name[:-3] for name in os.listdir("prepare") if name.endswith(".py")] if os.path.isdir("prepare") else []
+    nearest = difflib.get_close_matches(dataset, known, n=1, cutoff=0.6)
+    if nearest:
+        prepare_hint += f" (did you mean --dataset={nearest[0]}?)"
 if dataset == "shakespeare_char" and not os.path.exists(os.path.join(data_path, "meta.json")) and ddp.master:
     from prepare.shakespeare_char import prepare  # the default run prepares its own data
     prepare(data_path)
 if ddp.enabled:
     dist.barrier()
-meta = training.read_meta(data_path, prepare_hint)
+meta = data.read_meta(data_path, prepare_hint)
 meta_vocab_size = meta["vocab_size"]
 
-training.check_token_bins(data_path, meta, block_size, prepare_hint)
+data.check_token_bins(data_path, meta, block_size, prepare_hint)
 
 
 def get_batch(split, generator):
@@ -140,11 +153,11 @@ def get_batch(split, generator):
     from its own copy of the generator and keeps its slice, so N processes see exactly the batch
     one process with N times the gradient accumulation would."""
     # re-open the memmap each time: a long-lived memmap keeps the pages it touched resident
-    data = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
-    ix = torch.randint(len(data) - block_size, (ddp.world_size * batch_size,), generator=generator)
+    tokens = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
+    ix = torch.randint(len(tokens) - block_size, (ddp.world_size * batch_size,), generator=generator)
     ix = ix[ddp.rank * batch_size: (ddp.rank + 1) * batch_size]
-    x = torch.stack([torch.from_numpy(data[i: i + block_size].astype(np.int64)) for i in ix])
-    y = torch.stack([torch.from_numpy(data[i + 1: i + 1 + block_size].astype(np.int64)) for i in ix])
+    x = torch.stack([torch.from_numpy(tokens[i: i + block_size].astype(np.int64)) for i in ix])
+    y = torch.stack([torch.from_numpy(tokens[i + 1: i + 1 + block_size].astype(np.int64)) for i in ix])
     if int(y.max()) >= meta_vocab_size:  # cheap on the CPU, and an embedding lookup would crash cryptically
         training.fail(f"{split}.bin holds token id {int(y.max())} but meta.json says vocab_size={meta_vocab_size}: "
                       f"the dataset and its meta.json disagree; prepare it again: {prepare_hint}")
@@ -193,6 +206,8 @@ elif init_mode == "resume":
     best_val_loss = checkpoint["best_val_loss"]
     tokens_seen = checkpoint["tokens_seen"]
     elapsed_before = checkpoint["elapsed_s"]
+    if ddp.master:
+        print(f"resumed from {ckpt_path} at iter {iter_num}/{max_iters} (best val loss {best_val_loss:.4f})")
 else:
     try:
         model = GPT.from_pretrained(init_from, dict(dropout=dropout))
@@ -212,7 +227,8 @@ if ddp.master:
     print(f"{model.get_num_params() / 1e6:.2f}M parameters")
 
 scaler = training.grad_scaler(ddp.device, precision)
-optim = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type, optimizer)
+optim = optimizers.configure(model, optimizer, weight_decay, learning_rate, (beta1, beta2),
+                             device_type)
 batch_generator = torch.Generator().manual_seed(seed)  # identical on every rank: see get_batch
 if checkpoint is not None:
     try:
@@ -287,11 +303,12 @@ if ddp.master:
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 if init_mode == "resume" and not eval_only:
     metrics.forget_after("iter", last_eval_iter)
-step_seconds = 0.0  # time in training steps since the last log line (evals excluded)
+step_seconds, steps_since_log = 0.0, 0  # training steps since the last log line, and their time (evals excluded)
 flops_per_token = model.estimate_flops_per_token()
 eval_seconds, tokens_at_eval = 0.0, tokens_seen  # training time and tokens since the last eval: its throughput
 while True:
-    lr = training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters, min_lr) if decay_lr else learning_rate
+    lr = (training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters or max_iters, min_lr)
+          if decay_lr else learning_rate)
     for group in optim.param_groups:
         group["lr"] = lr
 
@@ -302,7 +319,7 @@ while True:
     if losses is not None:
         last_eval_iter = iter_num
         if ddp.master:
-            print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            print(f"iter {iter_num}/{max_iters}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
         metrics.log({"iter": iter_num, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
                      "tokens_seen": tokens_seen, "flops": tokens_seen * flops_per_token,
                      "tokens_per_s": round((tokens_seen - tokens_at_eval) / eval_seconds, 1) if eval_seconds else None,
@@ -350,13 +367,15 @@ while True:
         loss_value = loss.item() * micro_steps  # waits for the device: the time below is real
     step_time = time.time() - step_start
     step_seconds += step_time
+    steps_since_log += 1
     eval_seconds += step_time
     if log_now and ddp.master:
-        dt, step_seconds = step_seconds / log_interval, 0.0
+        # per step since the last line (a resumed run's first line covers fewer than log_interval)
+        dt, step_seconds, steps_since_log = step_seconds / steps_since_log, 0.0, 0
         # per device: peak_flops is one device's peak, and each process does 1/world_size of the tokens
         mfu = model.estimate_mfu(tokens_per_iter / ddp.world_size, dt, peak_flops)
         mfu_text = f", mfu {mfu * 100:.1f}%" if peak_flops else ""
-        print(f"iter {iter_num}: loss {loss_value:.4f}, {dt * 1000:.1f} ms/iter, "
-              f"{tokens_per_iter / dt:,.0f} tokens/s{mfu_text}")
+        print(f"iter {iter_num}/{max_iters}: loss {loss_value:.4f}, {dt * 1000:.1f} ms/iter, "
+              f"{tokens_per_iter / dt:,.0f} tokens/s{mfu_text}, ~{training.duration((max_iters - iter_num) * dt)} left")
 
 training.cleanup_distributed(ddp)

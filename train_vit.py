@@ -1,6 +1,10 @@
 """
 Train a Vision Transformer (model_vit.py) from scratch on CIFAR-10 or CIFAR-100.
 
+With no config file the recipe suits the device: on a CPU the CPU speedrun (config/vit_speedrun_cpu.py,
+minutes), on a GPU the full recipe below (200 epochs). The first line says which.
+$ python train_vit.py
+
 On a laptop CPU (a small model that visibly learns in minutes; then the 10-minute CPU speedrun):
 $ python train_vit.py config/vit_cpu.py
 $ python train_vit.py config/vit_speedrun_cpu.py
@@ -34,6 +38,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision import transforms
 from torchvision.transforms import v2
 
+import data
+import optimizers
 import training
 from model_vit import ViT, ViTConfig
 
@@ -98,16 +104,24 @@ device = "auto"        # "auto", "cpu", "cuda", "cuda:1", "mps"
 dtype = "auto"         # "auto" (bf16 on GPUs that have it), "bfloat16", "float16", "float32"
 compile = "auto"       # torch.compile the model: "auto" = on CUDA only (minutes to compile, faster after)
 seed = 1337
-config = training.configure({k: v for k, v in globals().items()
-                             if not k.startswith('_') and isinstance(v, (int, float, bool, str, type(None)))},
-                            sys.argv[1:])
-globals().update(config)
 # -----------------------------------------------------------------------------
-
-if dataset not in training.CIFAR:
-    training.fail(f"dataset must be cifar10 or cifar100, got '{dataset}'")
-if autoaugment not in ("trivialaugment", "randaugment", "none"):
-    training.fail(f"autoaugment must be trivialaugment, randaugment or none, got '{autoaugment}'")
+config = training.configure(globals(), sys.argv[1:])
+recipe = "the settings as given"
+if (not any(arg.endswith(".py") for arg in sys.argv[1:]) and config["device"] == "auto"
+        and training.pick_device("auto") == "cpu"):
+    # the full recipe would take about a day on a CPU: with no config file named and no GPU found,
+    # train the CPU speedrun instead (--device=cpu, or any config file, keeps the settings as given)
+    recipe = os.path.join("config", "vit_speedrun_cpu.py") + " (no GPU found, no config file named)"
+    config = training.configure(globals(), [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config",
+                                                         "vit_speedrun_cpu.py"), *sys.argv[1:]])
+globals().update(config)
+training.check_settings(
+    config, at_least_1="batch_size n_layer n_head n_embd patch_size epochs",
+    at_least_0="min_lr weight_decay grad_clip warmup_epochs stop_at_epoch num_workers mixup cutmix log_interval",
+    positive="learning_rate mlp_ratio", below_1="beta1 beta2 dropout attn_dropout drop_path label_smoothing",
+    unit="random_erasing",
+    choices={"dataset": tuple(data.CIFAR), "autoaugment": ("trivialaugment", "randaugment", "none"),
+             "optimizer": optimizers.OPTIMIZERS})
 if batch_augment and (autoaugment != "none" or random_erasing > 0):
     training.fail("batch_augment crops and flips only: add --autoaugment=none --random_erasing=0, or drop it")
 if init_from not in ("scratch", "resume", "auto"):
@@ -120,7 +134,8 @@ if eval_only and init_mode != "resume":
 ddp = training.setup_distributed(device)  # ddp.device: the device this process runs on
 device_type = ddp.device.split(":")[0]    # "cuda", "cpu" or "mps"
 precision = training.resolve_dtype(dtype, ddp.device)
-training.check_optimizer(optimizer, precision)
+if optimizer == "muon" and precision == "float16":
+    training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
 compile_model = training.resolve_compile(compile, ddp.device)
 guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "step", ckpt_path)
 torch.manual_seed(seed + ddp.rank)  # each rank its own DropPath and MixUp draws
@@ -168,8 +183,8 @@ class SeededAugment(Dataset):
 
 if ddp.enabled and not ddp.master:
     dist.barrier()  # let rank 0 download alone, then read its copy
-train_set = training.load_cifar(dataset, data_dir, True, download, verify_md5)
-test_set = training.load_cifar(dataset, data_dir, False, download, verify_md5)
+train_set = data.load_cifar(dataset, data_dir, True, download, verify_md5)
+test_set = data.load_cifar(dataset, data_dir, False, download, verify_md5)
 if ddp.enabled and ddp.master:
     dist.barrier()
 n_classes = len(train_set.classes)
@@ -177,7 +192,7 @@ if not 0 <= val_images < len(train_set):
     training.fail(f"val_images must be in [0, {len(train_set)}) for {dataset}'s training images, got {val_images}")
 n_train = len(train_set) - val_images  # the first n_train images train the model, the rest are held out
 
-normalize = training.cifar_normalize(dataset)
+normalize = data.cifar_normalize(dataset)
 augment = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
 if autoaugment == "trivialaugment":
     augment.append(transforms.TrivialAugmentWide())  # one random op at a random strength per image
@@ -190,7 +205,7 @@ test_set.transform = transforms.Compose(normalize)
 if batch_augment:  # the training images as one uint8 tensor on the device; the loader gives indices into it
     train_images = torch.from_numpy(train_set.data[:n_train]).permute(0, 3, 1, 2).to(ddp.device)  # (N, 3, 32, 32)
     train_labels = torch.tensor(train_set.targets[:n_train], device=ddp.device)
-    mean, std = (torch.tensor(v, device=ddp.device)[:, None, None] for v in training.CIFAR[dataset][2:])
+    mean, std = (torch.tensor(v, device=ddp.device)[:, None, None] for v in data.CIFAR[dataset][2:])
     train_data = range(n_train)
 else:
     train_data = SeededAugment(Subset(train_set, range(n_train)), transforms.Compose(augment), seed)
@@ -249,7 +264,7 @@ def train_batches(epoch, start_step):
         batch_id = step_in_epoch * ddp.world_size + ddp.rank
         generator = torch.Generator().manual_seed(augment_seed(seed, epoch, batch_id))
         indices = indices.to(ddp.device)
-        images = training.random_crop_flip(train_images[indices], 4, generator)  # (B, 3, 32, 32) uint8
+        images = data.random_crop_flip(train_images[indices], 4, generator)  # (B, 3, 32, 32) uint8
         yield (images.float() / 255 - mean) / std, train_labels[indices]
 
 # MixUp / CutMix blend pairs of images in a batch and their labels (targets become class
@@ -285,7 +300,8 @@ else:
     except ValueError as e:
         training.fail(str(e))
 model = ViT(model_config).to(ddp.device)
-optim = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type, optimizer)
+optim = optimizers.configure(model, optimizer, weight_decay, learning_rate, (beta1, beta2),
+                             device_type)
 scaler = training.grad_scaler(ddp.device, precision)
 if init_mode == "resume":
     model.load_state_dict(checkpoint["model"])
@@ -301,7 +317,8 @@ if init_mode == "resume":
 fast_model = torch.compile(model) if compile_model else model
 train_model = DDP(fast_model, device_ids=[ddp.local_rank] if device_type == "cuda" else None) if ddp.enabled else fast_model
 if ddp.master:
-    print(f"ViT: {model.n_params() / 1e6:.2f}M parameters, {model_config.n_patches} patches of "
+    print(f"recipe: {recipe}, {epochs} epochs")
+    print(f"ViT: {model.get_num_params() / 1e6:.2f}M parameters, {model_config.n_patches} patches of "
           f"{model_config.patch_size}x{model_config.patch_size}, {model.estimate_flops_per_image() / 1e9:.2f} GFLOP per "
           f"training image; {dataset}: {n_train} train / {val_images} held-out / {len(test_set)} test images; "
           f"{steps_per_epoch} steps per epoch of {batch_size} x {ddp.world_size} images; "
@@ -399,8 +416,9 @@ while epoch < last_epoch and not (eval_only or stopped):
             loss_value = loss.item()  # waits for the GPU, so the time below is real
             dt, last_log_time = time.time() - last_log_time, time.time()
             if ddp.master:
+                left = (last_epoch * steps_per_epoch - step - 1) * dt / log_interval  # evaluations not counted
                 print(f"epoch {epoch} step {step + 1}/{total_steps}: loss {loss_value:.4f}, lr {lr:.2e}, "
-                      f"{log_interval * images_per_step / dt:,.0f} img/s")
+                      f"{log_interval * images_per_step / dt:,.0f} img/s, ~{training.duration(left)} left")
         if stop.agreed():
             save(step_in_epoch + 1, loss_sum.item())
             if ddp.master:

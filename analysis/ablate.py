@@ -63,6 +63,9 @@ OWN_KEYS = ("seeds", "first_seed", "dry_run", "out_root")  # ablate's settings; 
 SET_BY_ABLATE = ("seed", "out_dir", "init_from")  # every run gets its own; --first_seed and --out_root move them
 MARKER = "ablate.json"  # in each run's out_dir: the run's command, and whether it finished
 
+own_settings = {"__file__": __file__, "__doc__": __doc__, **{k: globals()[k] for k in OWN_KEYS}}
+if "-h" in sys.argv or "--help" in sys.argv:
+    training.configure(own_settings, ["--help"])
 if len(sys.argv) < 2 or not sys.argv[1].endswith(".py"):
     training.fail(f"no ablation config; {USAGE}")
 ablation_path, own_args, passed_args = sys.argv[1], [], []
@@ -73,7 +76,7 @@ for arg in sys.argv[2:]:
     if key in SET_BY_ABLATE:
         training.fail(f"ablate sets --{key} for every run itself (seeds: --seeds, --first_seed; out_dir: --out_root)")
     (own_args if key in OWN_KEYS else passed_args).append(arg)
-globals().update(training.configure({k: globals()[k] for k in OWN_KEYS}, own_args))
+globals().update(training.configure(own_settings, own_args))
 if seeds < 1:
     training.fail(f"seeds must be at least 1, got {seeds}")
 if not os.path.isfile(ablation_path):
@@ -271,7 +274,7 @@ def gpt_metrics(checkpoint, records):
 
 def vit_metrics(checkpoint, records, directory):
     with torch.device("meta"):
-        params = ViT(ViTConfig(**checkpoint["model_args"])).n_params()
+        params = ViT(ViTConfig(**checkpoint["model_args"])).get_num_params()
     metrics = {"params": params, "top1": 100 * max(r["top1"] for r in records),
                "images_per_s": statistics.median(r["images_per_s"] for r in records),
                "wall_s": records[-1]["elapsed_s"]}

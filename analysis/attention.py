@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+import data
 import training
 from analysis import common
 
@@ -37,9 +38,7 @@ index = 0               # ViT: which test image
 image = ""              # ViT: an image file instead (any size; resized to the model's input)
 device = "auto"
 # -----------------------------------------------------------------------------
-config, checkpoint = common.configure({k: v for k, v in globals().items()
-                                       if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
-                                      sys.argv[1:])
+config, checkpoint = common.configure(globals(), sys.argv[1:])
 globals().update(config)
 run_device = training.pick_device(device)
 model = common.load_model(checkpoint, run_device)
@@ -96,13 +95,13 @@ else:
             training.fail(f"cannot read the image {image}: {e}")
         title, class_names = os.path.basename(image), None
     else:
-        test_set = training.load_cifar(dataset, data_dir, False, download, verify_md5)
+        test_set = data.load_cifar(dataset, data_dir, False, download, verify_md5)
         if not 0 <= index < len(test_set):
             training.fail(f"index must be in [0, {len(test_set) - 1}] for the {len(test_set)} test images, got {index}")
         picture, label = test_set[index]
         title, class_names = f"test image {index}: {test_set.classes[label]}", test_set.classes
     from torchvision import transforms
-    x = transforms.Compose(training.cifar_normalize(dataset))(picture)[None].to(run_device)   # (1, 3, H, W)
+    x = transforms.Compose(data.cifar_normalize(dataset))(picture)[None].to(run_device)   # (1, 3, H, W)
     maps = [m[0].cpu() for m in common.attention_maps(model, x)]   # (nh, N, N) each, N = patches (+ CLS)
     with torch.no_grad():
         probabilities = F.softmax(model(x)[0][0].float(), dim=-1).cpu()

@@ -10,6 +10,7 @@ import os
 
 import torch
 
+import data
 import training
 from model_gpt import GPT, GPTConfig
 from model_vit import ViT, ViTConfig
@@ -31,6 +32,8 @@ def configure(defaults, argv):
     The settings are the run's own training settings (data_dir, dataset, download, ...), then the
     script's defaults, then argv: so `--data_dir=elsewhere` works as it does for the training script.
     """
+    if "-h" in argv or "--help" in argv:
+        training.configure(defaults, argv)  # prints the settings and exits, without a checkpoint
     out_dir, which = peek(argv, "out_dir", defaults["out_dir"]), peek(argv, "ckpt", defaults["ckpt"])
     checkpoint = training.load_trained(out_dir, which)
     return training.configure({**checkpoint["config"], **defaults}, argv), checkpoint
@@ -48,9 +51,9 @@ def load_model(checkpoint, device):
 
 def text_data(config):
     """(data_path, meta, encode, decode) of the dataset a GPT was trained on."""
-    data_path = training.dataset_path(config, config["out_dir"])
-    meta = training.read_meta(data_path, "prepare it, or pass --data_dir/--dataset where it is")
-    encode, decode = training.load_tokenizer(meta, data_path)
+    data_path = data.dataset_path(config, config["out_dir"])
+    meta = data.read_meta(data_path, "prepare it, or pass --data_dir/--dataset where it is")
+    encode, decode = data.load_tokenizer(meta, data_path)
     return data_path, meta, encode, decode
 
 

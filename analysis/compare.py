@@ -36,21 +36,13 @@ from model_gpt import GPT, GPTConfig
 from model_vit import ViT, ViTConfig
 
 # -----------------------------------------------------------------------------
-out = "compare.html"    # the HTML page; the PNGs go next to it
+out = "out-compare/compare.html"  # the HTML page; the PNGs go next to it
 title = "tinyformers: run comparison"
 # -----------------------------------------------------------------------------
 # run directories are the positional arguments; --key=value (or --key value) are settings
-run_dirs, options = [], []
-args = sys.argv[1:]
-while args:
-    arg = args.pop(0)
-    if not arg.startswith("--"):
-        run_dirs.append(arg)
-        continue
-    options.append(arg)
-    if "=" not in arg and args:
-        options.append(args.pop(0))
-config = training.configure({"out": out, "title": title}, options)
+run_dirs = [arg for i, arg in enumerate(sys.argv[1:], 1)
+            if not arg.startswith("-") and not (sys.argv[i - 1].startswith("--") and "=" not in sys.argv[i - 1])]
+config = training.configure(globals(), [arg for arg in sys.argv[1:] if arg not in run_dirs])
 globals().update(config)
 if not run_dirs:
     training.fail("no run directories given; usage: python analysis/compare.py OUT_DIR [OUT_DIR ...] [--out=compare.html]")
@@ -144,7 +136,7 @@ for run_dir in run_dirs:
                     run["params"], flops_per_example = model.get_num_params(), model.estimate_flops_per_token()
                 else:
                     model = ViT(ViTConfig(**checkpoint["model_args"]))
-                    run["params"], flops_per_example = model.n_params(), model.estimate_flops_per_image()
+                    run["params"], flops_per_example = model.get_num_params(), model.estimate_flops_per_image()
         except (KeyError, TypeError, ValueError) as e:  # no model_args, or ones this code's models don't take
             training.fail(f"{ckpt_path} has no model_args that model_{kind}.py can build ({type(e).__name__}: {e}); "
                           f"move it away to compare the run from its log alone")

@@ -35,9 +35,7 @@ n_tokens = 1000         # GPT: the most frequent tokens to map (all of them for 
 n_labels = 80           # GPT: how many of them get a text label
 seed = 1337             # t-SNE's random start
 # -----------------------------------------------------------------------------
-config, checkpoint = common.configure({k: v for k, v in globals().items()
-                                       if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
-                                      sys.argv[1:])
+config, checkpoint = common.configure(globals(), sys.argv[1:])
 globals().update(config)
 if n_tokens < 5 or n_labels < 0:
     training.fail(f"n_tokens must be at least 5 and n_labels at least 0, got {n_tokens} and {n_labels}")

@@ -23,6 +23,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+import data
 import training
 from analysis import common, metrics
 
@@ -36,12 +37,10 @@ batch_size = 64         # sequences or images per forward pass
 device = "auto"
 dtype = "float32"       # or 'bfloat16' for speed, at a small cost in precision
 # -----------------------------------------------------------------------------
-config, checkpoint = common.configure({k: v for k, v in globals().items()
-                                       if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
-                                      sys.argv[1:])
+config, checkpoint = common.configure(globals(), sys.argv[1:])
 globals().update(config)
-if split not in ("val", "train"):
-    training.fail(f"split must be 'val' or 'train', got '{split}'")
+training.check_settings(config, at_least_1="batch_size eval_tokens", at_least_0="syntax_samples",
+                        choices={"split": ("val", "train")})
 run_device = training.pick_device(device)
 precision = training.resolve_dtype(dtype, run_device)
 model = common.load_model(checkpoint, run_device)
@@ -52,18 +51,18 @@ if checkpoint["kind"] == "gpt":
     # consecutive windows of block_size targets: every scored token sees a context of 0..T-1 tokens
     # of its own window, the same for every model of this block_size, so runs compare like with like
     data_path, meta, encode, decode = common.text_data(config)
-    data = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
+    tokens = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
     T = model.config.block_size
-    n_windows = min(math.ceil(eval_tokens / T), (len(data) - 1) // T)
+    n_windows = min(math.ceil(eval_tokens / T), (len(tokens) - 1) // T)
     if n_windows == 0:
-        training.fail(f"{data_path}/{split}.bin has {len(data)} tokens, fewer than one window of block_size + 1 = {T + 1}")
+        training.fail(f"{data_path}/{split}.bin has {len(tokens)} tokens, fewer than one window of block_size + 1 = {T + 1}")
     vocab = model.config.tokenizer_vocab_size  # the padding ids above it are never predicted (as in generate)
     nats, top1_hits, top5_hits, n_bytes = 0.0, 0, 0, 0
     with torch.no_grad():
         for first in tqdm(range(0, n_windows, batch_size), desc=f"evaluating {split}", unit="batch"):
             rows = range(first, min(first + batch_size, n_windows))
-            x = torch.stack([torch.from_numpy(data[r * T: r * T + T].astype(np.int64)) for r in rows])
-            y = torch.stack([torch.from_numpy(data[r * T + 1: r * T + T + 1].astype(np.int64)) for r in rows])
+            x = torch.stack([torch.from_numpy(tokens[r * T: r * T + T].astype(np.int64)) for r in rows])
+            y = torch.stack([torch.from_numpy(tokens[r * T + 1: r * T + T + 1].astype(np.int64)) for r in rows])
             with amp:
                 logits, _ = model(x.to(run_device), y.to(run_device))        # targets: every position's logits
             logits, y = logits.float()[..., :vocab].reshape(-1, vocab), y.to(run_device).reshape(-1)
@@ -90,8 +89,8 @@ if checkpoint["kind"] == "gpt":
             print(f"  {label:<20} {value:.4f}" if name in ("loss", "perplexity", "bits_per_byte") else f"  {label:<20} {value:.2%}")
 else:
     from torchvision import transforms
-    images = training.load_cifar(dataset, data_dir, split == "train", download, verify_md5)
-    images.transform = transforms.Compose(training.cifar_normalize(dataset))  # no augmentation
+    images = data.load_cifar(dataset, data_dir, split == "train", download, verify_md5)
+    images.transform = transforms.Compose(data.cifar_normalize(dataset))  # no augmentation
     loader = torch.utils.data.DataLoader(images, batch_size=batch_size, num_workers=num_workers,
                                          worker_init_fn=training.ignore_stop_signals)
     n_classes = model.config.n_classes

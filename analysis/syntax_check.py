@@ -19,6 +19,7 @@ import sys
 import tokenize
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
 import training  # noqa: E402
 
 EOT = "<|endoftext|>"
@@ -72,9 +73,9 @@ def code_samples(model, meta, data_path, num_samples, max_new_tokens, temperatur
     """num_samples samples, each started as a new file (after <|endoftext|>, where the model learned
     files begin) and cut at its last complete top-level statement (or where the model ended the file)."""
     import torch
-    encode, decode = training.load_tokenizer(meta, data_path)
+    encode, decode = data.load_tokenizer(meta, data_path)
     if meta["tokenizer"] == "bpe":
-        specials = training.read_bpe_file(os.path.join(data_path, meta["tokenizer_file"])).special_tokens
+        specials = data.read_bpe_file(os.path.join(data_path, meta["tokenizer_file"])).special_tokens
         start = [specials[EOT]] if EOT in specials else encode("\n")
     else:
         start = [50256] if meta["tokenizer"] == "gpt2" else encode("\n")

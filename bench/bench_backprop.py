@@ -17,6 +17,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import optimizers  # noqa: E402
 import training  # noqa: E402
 from model_gpt import GPT, GPTConfig  # noqa: E402
 from model_gpt_backprop import GPTBackprop  # noqa: E402
@@ -62,7 +63,7 @@ def bench(name, shape, batch_size):
     by_hand = GPTBackprop(config, device=device)
     by_hand.load_state_dict(gpt.state_dict())
     contenders = [("autograd (model_gpt.GPT)", autograd_step, gpt,
-                   gpt.configure_optimizers(0.1, 1e-3, (0.9, 0.99), device.split(":")[0])),
+                   optimizers.configure(gpt, "adamw", 0.1, 1e-3, (0.9, 0.99), device.split(":")[0])),
                   ("by hand (GPTBackprop)", by_hand_step, by_hand,
                    by_hand.configure_optimizers(0.1, 1e-3, (0.9, 0.99)))]
     x = torch.randint(0, 65, (batch_size, config.block_size), device=device)

@@ -16,6 +16,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import optimizers  # noqa: E402
 from model_gpt import GPT, GPTConfig  # noqa: E402
 
 
@@ -74,7 +75,7 @@ def arch_table(rounds=5, steps=5):
     for options in ARCH_OPTIONS:
         torch.manual_seed(0)
         model = GPT(GPTConfig(**shape, **options))
-        models.append((options, model, model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")))
+        models.append((options, model, optimizers.configure(model, "adamw", 0.1, 1e-3, (0.9, 0.99), "cpu")))
     x, y = torch.randint(0, 65, (12, 64)), torch.randint(0, 65, (12, 64))
     best = [float("inf")] * len(models)
     for _ in range(rounds):

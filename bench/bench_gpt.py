@@ -23,6 +23,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import optimizers  # noqa: E402
 import training  # noqa: E402
 from bench import rounds  # noqa: E402
 from model_gpt import GPT, GPTConfig  # noqa: E402
@@ -45,7 +46,7 @@ class Variant:
         settings, self.batch_size = SHAPES[shape]
         torch.manual_seed(0)
         self.raw_model = GPT(GPTConfig(vocab_size=128, bias=False, dropout=0.0, flash=flash, **settings)).to(device)
-        self.optimizer = self.raw_model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), device.split(":")[0])
+        self.optimizer = optimizers.configure(self.raw_model, "adamw", 0.1, 1e-3, (0.9, 0.99), device.split(":")[0])
         self.model = torch.compile(self.raw_model) if compiled else self.raw_model
         T = settings["block_size"]
         self.x, self.y = (torch.randint(0, 65, (self.batch_size, T), device=device) for _ in range(2))

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import optimizers  # noqa: E402
 import training  # noqa: E402
 from bench import rounds  # noqa: E402
 from model_vit import ViT, ViTConfig  # noqa: E402
@@ -51,7 +52,7 @@ def build(impl):
                                   num_heads=6, mlp_ratio=4.0, drop_path_rate=0.1, global_pool="token")
     model = model.to(device)
     # the same optimizer for both, so only the models differ
-    optimizer = ViT.configure_optimizers(model, 0.05, 1e-3, (0.9, 0.999), device_type) if impl == "ours" \
+    optimizer = optimizers.configure(model, "adamw", 0.05, 1e-3, (0.9, 0.999), device_type) if impl == "ours" \
         else torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05, fused=(device_type == "cuda"))
     return model, optimizer
 

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import torch
 from torchvision.transforms import v2
 
+import optimizers
 import training
 from model_gpt import GPT, GPTConfig
 from model_vit import ViT, ViTConfig
@@ -35,9 +36,7 @@ peak_flops = 0.0         # one device's dense peak for dtype; 0 = look it up fro
 gpt_batch_size = 8       # sequences of 1024 tokens per step
 vit_batch_size = 512     # images per step (config/vit_cifar10.py's batch)
 # -----------------------------------------------------------------------------
-config = training.configure({k: v for k, v in globals().items()
-                             if not k.startswith("_") and isinstance(v, (int, float, bool, str, type(None)))},
-                            sys.argv[1:])
+config = training.configure(globals(), sys.argv[1:])
 globals().update(config)
 
 # dense tensor-core peaks (no sparsity) from NVIDIA's data sheets, bf16/fp16 with fp32 accumulation
@@ -78,7 +77,7 @@ def seconds_per_step(model, optim, scaler, make_batch):
 
 torch.manual_seed(0)
 gpt = GPT(GPTConfig()).to(device)  # GPT-2 small, its vocabulary padded to 50304
-optim = gpt.configure_optimizers(0.1, 6e-4, (0.9, 0.95), device.split(":")[0])
+optim = optimizers.configure(gpt, "adamw", 0.1, 6e-4, (0.9, 0.95), device.split(":")[0])
 tokens = gpt_batch_size * gpt.config.block_size
 
 
@@ -93,7 +92,7 @@ print(f"GPT-2 small: {dt * 1000:.1f} ms/step, {tokens / dt:,.0f} tokens/s"
 del gpt, optim
 
 vit = ViT(ViTConfig(n_layer=8, n_head=6, n_embd=192, patch_size=4, drop_path=0.1)).to(device)
-optim = vit.configure_optimizers(0.05, 1e-3, (0.9, 0.999), device.split(":")[0])
+optim = optimizers.configure(vit, "adamw", 0.05, 1e-3, (0.9, 0.999), device.split(":")[0])
 mix = v2.RandomChoice([v2.MixUp(alpha=0.8, num_classes=10), v2.CutMix(alpha=1.0, num_classes=10)])
 
 

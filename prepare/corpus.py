@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import bpe  # noqa: E402
+import data  # noqa: E402
 import training  # noqa: E402
 
 EOT = "<|endoftext|>"
@@ -68,7 +69,7 @@ def read_file(path, split_txt=split_at_eot):
     try:
         yield from read_documents(path, split_txt)
     except UnicodeDecodeError as e:
-        training.fail(training.not_utf8(path, e))
+        training.fail(data.not_utf8(path, e))
 
 
 def read_documents(path, split_txt):
@@ -150,7 +151,7 @@ def prepare(args, corpus, max_tokens=0):
         training.fail(f"--num_proc must be at least 1, got {args.num_proc}")
     training.make_dir(args.out_dir)
     if args.tokenizer == "gpt2":
-        enc = training.gpt2_tokenizer()
+        enc = data.gpt2_tokenizer()
         meta = {"vocab_size": enc.n_vocab, "tokenizer": "gpt2"}
     elif args.tokenizer == "bpe":
         enc, meta = train_bpe(args, corpus, max_chars=4 * max_tokens)  # ~4 characters per token
@@ -158,8 +159,8 @@ def prepare(args, corpus, max_tokens=0):
         training.fail(f"--tokenizer must be gpt2 or bpe, got {args.tokenizer!r}")
 
     documents = corpus()
-    with training.token_file(os.path.join(args.out_dir, "train.bin")) as train_out, \
-            training.token_file(os.path.join(args.out_dir, "val.bin")) as val_out, \
+    with data.token_file(os.path.join(args.out_dir, "train.bin")) as train_out, \
+            data.token_file(os.path.join(args.out_dir, "val.bin")) as val_out, \
             tqdm(unit="tok", unit_scale=True, desc=f"tokenizing into {args.out_dir}") as progress:
         out = {"train": train_out, "val": val_out}
         while batch := list(islice(documents, 1024)):
@@ -177,5 +178,5 @@ def prepare(args, corpus, max_tokens=0):
         if writer.count == 0:
             training.fail(f"the {split} split is empty: give it documents (more data, or a larger --val_fraction)")
     meta.update(train_tokens=train_out.count, val_tokens=val_out.count)
-    training.write_meta(meta, args.out_dir)  # last: the dataset is complete once meta.json exists
+    data.write_meta(meta, args.out_dir)  # last: the dataset is complete once meta.json exists
     print(f"{train_out.count:,} train and {val_out.count:,} val tokens in {args.out_dir}")

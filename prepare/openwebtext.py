@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
 import training  # noqa: E402
 
 _encoding = None
@@ -25,7 +26,7 @@ def tokenize(example):
     """Each document becomes its GPT-2 tokens followed by <|endoftext|>, which separates documents."""
     global _encoding
     if _encoding is None:  # built once per worker process
-        _encoding = training.gpt2_tokenizer()
+        _encoding = data.gpt2_tokenizer()
     ids = _encoding.encode_ordinary(example["text"])
     ids.append(_encoding.eot_token)
     return {"ids": ids, "len": len(ids)}
@@ -78,7 +79,7 @@ def main():
         tokenized = dataset.map(tokenize, remove_columns=dataset.column_names, num_proc=num_proc,
                                 desc=f"tokenizing {name}")
         meta[f"{name}_tokens"] = write_split(tokenized, os.path.join(args.out_dir, f"{name}.bin"))
-    training.write_meta(meta, args.out_dir)  # last: the dataset is complete once meta.json exists
+    data.write_meta(meta, args.out_dir)  # last: the dataset is complete once meta.json exists
 
 
 if __name__ == "__main__":

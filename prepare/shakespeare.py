@@ -11,6 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
 import training  # noqa: E402
 from prepare.shakespeare_char import read_text  # noqa: E402
 
@@ -18,11 +19,11 @@ from prepare.shakespeare_char import read_text  # noqa: E402
 def prepare(out_dir="data/shakespeare", input_path=None):
     training.make_dir(out_dir)
     text = read_text(input_path, out_dir)
-    enc = training.gpt2_tokenizer()
+    enc = data.gpt2_tokenizer()
     n = len(text)
     train_ids = enc.encode_ordinary(text[: int(n * 0.9)])
     val_ids = enc.encode_ordinary(text[int(n * 0.9):])
-    training.write_dataset(out_dir, train_ids, val_ids, {"vocab_size": enc.n_vocab, "tokenizer": "gpt2"})
+    data.write_dataset(out_dir, train_ids, val_ids, {"vocab_size": enc.n_vocab, "tokenizer": "gpt2"})
 
 
 if __name__ == "__main__":

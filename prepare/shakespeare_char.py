@@ -12,6 +12,7 @@ import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
 import training  # noqa: E402
 
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -20,18 +21,18 @@ URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshake
 def read_text(input_path, out_dir):
     """The local file if given, else a cached or freshly downloaded copy of tiny Shakespeare."""
     if input_path:
-        return training.read_text_file(input_path)
+        return data.read_text_file(input_path)
     cached = os.path.join(out_dir, "input.txt")
     if not os.path.exists(cached):
         try:
             with urllib.request.urlopen(URL, timeout=30) as response:
-                data = response.read()
+                raw = response.read()
         except OSError as e:
             training.fail(f"could not download tiny Shakespeare ({e}); download {URL} yourself "
                           f"and run: python prepare/shakespeare_char.py --input PATH")
         with training.atomic_write(cached) as tmp_path, open(tmp_path, "wb") as f:
-            f.write(data)
-    return training.read_text_file(cached)
+            f.write(raw)
+    return data.read_text_file(cached)
 
 
 def prepare(out_dir="data/shakespeare_char", input_path=None):
@@ -41,7 +42,7 @@ def prepare(out_dir="data/shakespeare_char", input_path=None):
     stoi = {ch: i for i, ch in enumerate(itos)}
     n = len(text)
     train_text, val_text = text[: int(n * 0.9)], text[int(n * 0.9):]
-    training.write_dataset(out_dir, [stoi[c] for c in train_text], [stoi[c] for c in val_text],
+    data.write_dataset(out_dir, [stoi[c] for c in train_text], [stoi[c] for c in val_text],
                            {"vocab_size": len(itos), "tokenizer": "char", "itos": itos})
 
 

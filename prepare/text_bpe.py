@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # to import bpe from the repo root
 import bpe  # noqa: E402
+import data  # noqa: E402
 import training  # noqa: E402
 from prepare.shakespeare_char import read_text  # noqa: E402
 
@@ -36,7 +37,7 @@ def main():
         training.fail(f"unknown pattern {args.pattern!r}; choose one of {', '.join(bpe.PATTERNS)}")
     training.make_dir(args.out_dir)
     # several inputs are concatenated; none means tiny Shakespeare (cached or downloaded)
-    text = "".join(training.read_text_file(path) for path in args.input) or read_text(None, args.out_dir)
+    text = "".join(data.read_text_file(path) for path in args.input) or read_text(None, args.out_dir)
 
     n = len(text)
     train_text, val_text = text[:int(n * 0.9)], text[int(n * 0.9):]
@@ -46,7 +47,7 @@ def main():
         training.fail(str(e))
     tok.save(os.path.join(args.out_dir, "tokenizer.bpe"))
 
-    training.write_dataset(args.out_dir, tok.encode_ordinary(train_text), tok.encode_ordinary(val_text),
+    data.write_dataset(args.out_dir, tok.encode_ordinary(train_text), tok.encode_ordinary(val_text),
                            {"vocab_size": tok.n_vocab, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe"})
 
 

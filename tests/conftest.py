@@ -1,5 +1,8 @@
 """Shared by every test file."""
 
+import os
+import pathlib
+
 import pytest
 import torch
 
@@ -12,3 +15,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# Real data some tests compare against, found through environment variables (never a path outside
+# the repository): without it they skip and say what to provide. .ci/run sets them where it can.
+REAL_DATA = {
+    "GPT2_TIKTOKEN_FILE": "a gpt2.tiktoken file (GPT-2's BPE ranks in tiktoken's format)",
+    "TINYSHAKESPEARE_FILE": "tiny Shakespeare's input.txt (python prepare/shakespeare_char.py downloads it to "
+                            "data/shakespeare_char/input.txt)",
+}
+
+
+def real_data(variable):
+    """The path in the environment variable, or None when it is unset or names no file."""
+    path = os.environ.get(variable)
+    return pathlib.Path(path) if path and os.path.isfile(path) else None
+
+
+def needs(*variables):
+    """Skip unless each variable names a file; the reason says what to set to what."""
+    missing = [v for v in variables if real_data(v) is None]
+    return pytest.mark.skipif(bool(missing), reason="set " + " and ".join(
+        f"{v} to {REAL_DATA[v]}" for v in missing) + " to run this test")

@@ -18,11 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import bpe  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared/data"
-GPT2_FILE = SHARED / "gpt2/gpt2.tiktoken"
-SHAKESPEARE = SHARED / "tinyshakespeare/input.txt"
-needs_gpt2 = pytest.mark.skipif(not GPT2_FILE.exists(), reason=f"{GPT2_FILE} not present")
-needs_shakespeare = pytest.mark.skipif(not SHAKESPEARE.exists(), reason=f"{SHAKESPEARE} not present")
+from conftest import needs, real_data  # noqa: E402
+
+GPT2_FILE = real_data("GPT2_TIKTOKEN_FILE")
+SHAKESPEARE = real_data("TINYSHAKESPEARE_FILE")
+needs_gpt2 = needs("GPT2_TIKTOKEN_FILE")
+needs_shakespeare = needs("TINYSHAKESPEARE_FILE")
 
 SAMPLE = ("The quick brown fox jumps over the lazy dog. It's 2024, isn't it? "
           "Numbers 1234567 and code: def f(x): return x**2  \n\n  Ünïcödé naïve café 日本語 😀🎉\n") * 20

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import needs, real_data  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-GPT2_FILE = REPO.parent / "shared/data/gpt2/gpt2.tiktoken"
+GPT2_FILE = real_data("GPT2_TIKTOKEN_FILE")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -80,7 +81,7 @@ def test_end_of_input_exits_cleanly(out_dir):
     assert code == 0 and len(turns) == 2 and turns[1] == "\n"
 
 
-@pytest.mark.skipif(not GPT2_FILE.exists(), reason=f"{GPT2_FILE} not present")
+@needs("GPT2_TIKTOKEN_FILE")
 def test_chat_on_weights_in_gpt2_format(tmp_path):
     transformers = pytest.importorskip("transformers")
     import torch

@@ -15,10 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import bpe  # noqa: E402
+from conftest import needs, real_data  # noqa: E402
 
-SHARED = REPO.parent / "shared/data"
-SHAKESPEARE = SHARED / "tinyshakespeare/input.txt"
-GPT2_FILE = SHARED / "gpt2/gpt2.tiktoken"
+SHAKESPEARE = real_data("TINYSHAKESPEARE_FILE")
+GPT2_FILE = real_data("GPT2_TIKTOKEN_FILE")
 EOT = "<|endoftext|>"
 # characters that make chunks of every kind: letters, digits, punctuation, runs of spaces and
 # newlines, contractions, multi-byte characters, and pieces of the special token
@@ -75,7 +75,7 @@ def test_encode_stream_refuses_a_disallowed_special_token_split_across_pieces():
         list(tok.encode_stream(["hello <|endof", "text|> world"]))
 
 
-@pytest.mark.skipif(not (SHAKESPEARE.exists() and GPT2_FILE.exists()), reason="shared data not present")
+@needs("TINYSHAKESPEARE_FILE", "GPT2_TIKTOKEN_FILE")
 def test_encode_stream_with_gpt2_ranks_equals_tiktoken_on_shakespeare_lines():
     import tiktoken
     gpt2 = bpe.Tokenizer.from_tiktoken_file(GPT2_FILE, {EOT: 50256})
@@ -168,7 +168,7 @@ def test_wikitext_articles_split_by_document(tmp_path):
     assert sorted(train + val) == sorted(a.strip("\n") for a in articles)
 
 
-@pytest.mark.skipif(not GPT2_FILE.exists(), reason=f"{GPT2_FILE} not present")
+@needs("GPT2_TIKTOKEN_FILE")
 def test_fineweb_edu_jsonl_gpt2_tokens_and_max_tokens(tmp_path):
     docs = stories(4, 300) + stories(4, 300)  # every document twice: a copy never lands in the other split
     (tmp_path / "shard.jsonl").write_text("".join(json.dumps({"text": d, "id": i}) + "\n" for i, d in enumerate(docs)))

@@ -83,7 +83,7 @@ def test_two_ranks_equal_one_process_accumulating_the_same_global_batch(setup):
     assert saved["iter_num"] == 8 and all(torch.equal(saved["model"][n], rank0[n]) for n in rank0)
     # MFU is per device: each of the 2 processes did half the tokens the printed tokens/s counts
     flops_per_token = GPT(GPTConfig(**saved["model_args"])).estimate_flops_per_token()
-    line = next(line for line in output.splitlines() if line.startswith("iter 8:"))
+    line = next(line for line in output.splitlines() if line.startswith("iter 8/"))
     tokens_per_s = float(line.split(" ms/iter, ")[1].split(" tokens/s")[0].replace(",", ""))
     mfu_percent = float(line.split("mfu ")[1].rstrip("%"))
     assert mfu_percent == pytest.approx(100 * flops_per_token * tokens_per_s / 2 / 1e9, rel=0.02, abs=0.06)
@@ -95,7 +95,7 @@ def test_sigterm_to_one_rank_stops_both_with_a_checkpoint_that_resumes(setup):
     common = ["--max_iters=400", "--eval_interval=1000", "--gradient_accumulation_steps=2"]
     process = launch(setup, out_dir, 2, *common, wait=False)
     for line in process.stdout:
-        if line.startswith("iter 3:"):  # rank 0 is training, so both ranks are past their setup
+        if line.startswith("iter 3/"):  # rank 0 is training, so both ranks are past their setup
             os.kill(int((out_dir / "pid1").read_text()), signal.SIGTERM)
             break
     output = process.stdout.read()
@@ -107,7 +107,7 @@ def test_sigterm_to_one_rank_stops_both_with_a_checkpoint_that_resumes(setup):
     resume_to = checkpoint["iter_num"] + 3
     output = launch(setup, out_dir, 2, f"--max_iters={resume_to}", "--eval_interval=1000",
                     "--gradient_accumulation_steps=2", "--init_from=auto")
-    assert f"iter {checkpoint['iter_num'] + 1}:" in output and "iter 1:" not in output
+    assert f"iter {checkpoint['iter_num'] + 1}/" in output and "iter 1/" not in output
     assert torch.load(out_dir / "ckpt.pt", weights_only=True)["iter_num"] == resume_to
 
 

@@ -9,7 +9,8 @@ import torch
 from torch.nn import functional as F
 from torch import nn
 
-from model_gpt import GPT, GPTConfig, KVCache, RMSNorm, MLP, Muon, apply_rope, rope_tables, sinusoidal_table
+import optimizers
+from model_gpt import GPT, GPTConfig, KVCache, RMSNorm, MLP, apply_rope, rope_tables, sinusoidal_table
 
 OPTIONS = [  # one change from GPT-2 each
     dict(),
@@ -62,7 +63,7 @@ def test_defaults_are_gpt2():
 def test_every_option_learns_a_repeated_pattern(options):
     torch.manual_seed(0)
     model = GPT(tiny_config(**options))
-    optimizer = model.configure_optimizers(0.0, 3e-3, (0.9, 0.95), "cpu")
+    optimizer = optimizers.configure(model, "adamw", 0.0, 3e-3, (0.9, 0.95), "cpu")
     x, y = pattern_batch()
     logits, first = model(x, y)
     assert logits.shape == (4, 16, 50)
@@ -422,7 +423,7 @@ def test_from_pretrained_rejects_bad_arguments(tmp_path):
 
 def test_muon_takes_exactly_the_blocks_matrices():
     model = GPT(tiny_config(mlp="swiglu", tie_weights=False))
-    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", optimizer="muon")
+    optimizer = optimizers.configure(model, "muon", 0.1, 1e-3, (0.9, 0.95), "cpu")
     muon_params = {id(p) for g in optimizer.optimizers["muon"].param_groups for p in g["params"]}
     adamw_params = {id(p) for g in optimizer.optimizers["adamw"].param_groups for p in g["params"]}
     expected = {id(p) for name, p in model.named_parameters()
@@ -430,7 +431,7 @@ def test_muon_takes_exactly_the_blocks_matrices():
                                                                          "c_fc.weight", "c_gate.weight"))}
     assert muon_params == expected and len(expected) == 2 * 5
     assert adamw_params == {id(p) for p in model.parameters()} - expected
-    assert isinstance(optimizer.optimizers["muon"], Muon)
+    assert isinstance(optimizer.optimizers["muon"], optimizers.Muon)
     assert optimizer.optimizers["muon"].ns_dtype == torch.float32  # on a CPU; bfloat16 on CUDA
 
 
@@ -438,7 +439,7 @@ def test_muon_in_bfloat16_steps_exactly_like_torch_optim_muon():
     torch.manual_seed(0)
     ours = [nn.Parameter(torch.randn(48, 16)), nn.Parameter(torch.randn(16, 64))]  # tall and wide
     theirs = [nn.Parameter(p.detach().clone()) for p in ours]
-    muon = Muon(ours, lr=0.01, weight_decay=0.1, ns_dtype=torch.bfloat16)
+    muon = optimizers.Muon(ours, lr=0.01, weight_decay=0.1, ns_dtype=torch.bfloat16)
     reference = torch.optim.Muon(theirs, lr=0.01, weight_decay=0.1, adjust_lr_fn="match_rms_adamw")
     for _ in range(5):
         for p, q in zip(ours, theirs):
@@ -454,7 +455,7 @@ def test_muon_in_bfloat16_steps_exactly_like_torch_optim_muon():
 def test_muon_orthogonalize_in_float32_approximates_u_v_transposed(shape):
     torch.manual_seed(0)
     G = torch.randn(shape)
-    X = Muon.orthogonalize(G, steps=5, dtype=torch.float32)
+    X = optimizers.Muon.orthogonalize(G, steps=5, dtype=torch.float32)
     singular_values = torch.linalg.svdvals(X)
     assert 0.5 < singular_values.min() and singular_values.max() < 1.3  # all near 1, not exactly 1
     U, _, Vh = torch.linalg.svd(G, full_matrices=False)
@@ -482,14 +483,14 @@ def muon_run(model, optimizer, steps, x, y, scaler=None):
 def test_muon_trains_and_its_state_round_trips():
     torch.manual_seed(0)
     model = GPT(tiny_config())
-    optimizer = model.configure_optimizers(0.0, 2e-3, (0.9, 0.95), "cpu", optimizer="muon")
+    optimizer = optimizers.configure(model, "muon", 0.0, 2e-3, (0.9, 0.95), "cpu")
     x, y = pattern_batch()
     losses = muon_run(model, optimizer, 30, x, y)
     assert losses[-1] < 0.5 * losses[0]
     # a copy restored from the state dicts continues exactly like the original
     clone = GPT(tiny_config())
     clone.load_state_dict(model.state_dict())
-    clone_optimizer = clone.configure_optimizers(0.0, 2e-3, (0.9, 0.95), "cpu", optimizer="muon")
+    clone_optimizer = optimizers.configure(clone, "muon", 0.0, 2e-3, (0.9, 0.95), "cpu")
     saved = io.BytesIO()
     torch.save(optimizer.state_dict(), saved)  # through bytes, as a checkpoint is (and no shared tensors)
     saved.seek(0)
@@ -505,7 +506,7 @@ def test_muon_trains_and_its_state_round_trips():
 def test_muon_works_under_an_enabled_grad_scaler():
     torch.manual_seed(0)
     model = GPT(tiny_config())
-    optimizer = model.configure_optimizers(0.0, 2e-3, (0.9, 0.95), "cpu", optimizer="muon")
+    optimizer = optimizers.configure(model, "muon", 0.0, 2e-3, (0.9, 0.95), "cpu")
     x, y = pattern_batch()
     losses = muon_run(model, optimizer, 20, x, y, scaler=torch.amp.GradScaler("cpu", init_scale=1024.0))
     assert losses[-1] < losses[0]
@@ -513,7 +514,7 @@ def test_muon_works_under_an_enabled_grad_scaler():
 
 def test_unknown_optimizer_is_rejected():
     with pytest.raises(ValueError, match="adamw, muon"):
-        GPT(tiny_config()).configure_optimizers(0.0, 1e-3, (0.9, 0.95), "cpu", optimizer="sgd")
+        optimizers.configure(GPT(tiny_config()), "sgd", 0.0, 1e-3, (0.9, 0.95), "cpu")
 
 
 @pytest.mark.parametrize("pos_encoding", ["learned", "sinusoidal", "rope", "none"])

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+import optimizers
 import model_gpt
 from model_gpt import GPT, GPTConfig
 from model_gpt_backprop import GELU, MLP, CausalSelfAttention, CrossEntropy, Embedding, GPTBackprop, LayerNorm
@@ -168,19 +169,12 @@ def gpt_and_twin(config, dtype):
     return gpt, twin
 
 
-def gpt_loss(gpt, idx, targets):
-    # GPT upcasts its logits to float32 for the loss (for bf16 autocast); in float64 we want all of
-    # it in float64, so take its logits and apply the same cross-entropy without the cast
-    logits, _ = gpt(idx, targets)
-    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
-
-
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("flash", [True, False])
 def test_loss_and_every_gradient_equal_gpt(bias, flash):
     gpt, twin = gpt_and_twin(tiny_config(bias=bias, flash=flash), torch.float64)
     idx, targets = torch.randint(0, 50, (3, 16)), torch.randint(0, 50, (3, 16))
-    loss = gpt_loss(gpt, idx, targets)
+    loss = gpt(idx, targets)[1]
     loss.backward()
 
     assert abs(twin.forward(idx, targets) - loss.item()) / loss.item() < 1e-9
@@ -193,11 +187,11 @@ def test_loss_and_every_gradient_equal_gpt(bias, flash):
 
 def test_twenty_adamw_steps_follow_gpt():
     gpt, twin = gpt_and_twin(tiny_config(), torch.float64)
-    gpt_opt = gpt.configure_optimizers(0.1, 1e-2, (0.9, 0.99), "cpu")
+    gpt_opt = optimizers.configure(gpt, "adamw", 0.1, 1e-2, (0.9, 0.99), "cpu")
     twin_opt = twin.configure_optimizers(0.1, 1e-2, (0.9, 0.99))
     idx, targets = torch.randint(0, 50, (4, 16)), torch.randint(0, 50, (4, 16))
     for step in range(20):   # one batch, learned by heart: the loss falls fast, so the steps matter
-        loss = gpt_loss(gpt, idx, targets)
+        loss = gpt(idx, targets)[1]
         loss.backward()
         gpt_opt.step()
         gpt_opt.zero_grad(set_to_none=True)
@@ -255,7 +249,7 @@ def test_trains_like_autograd_on_characters():
     data = torch.tensor([stoi[ch] for ch in TEXT])
     config = tiny_config(vocab_size=len(stoi), block_size=32, bias=False)
     gpt, twin = gpt_and_twin(config, torch.float32)
-    gpt_opt = gpt.configure_optimizers(0.1, 3e-3, (0.9, 0.99), "cpu")
+    gpt_opt = optimizers.configure(gpt, "adamw", 0.1, 3e-3, (0.9, 0.99), "cpu")
     twin_opt = twin.configure_optimizers(0.1, 3e-3, (0.9, 0.99))
 
     def batch(generator, size=8):
@@ -297,7 +291,7 @@ def dataset(tmp_path_factory):
     return root
 
 
-TINY_RUN = ["model_gpt_backprop.py", "--dataset=tiny", "--n_layer=2", "--n_head=2", "--n_embd=32",
+TINY_RUN = ["train_gpt_backprop.py", "--dataset=tiny", "--n_layer=2", "--n_head=2", "--n_embd=32",
             "--block_size=32", "--batch_size=4", "--eval_iters=3", "--warmup_iters=2", "--lr_decay_iters=30"]
 
 
@@ -309,7 +303,8 @@ def test_training_script_writes_a_log_and_a_best_checkpoint_gpt_loads(dataset):
     with open(out / "log.jsonl") as f:
         log = [json.loads(line) for line in f]
     assert [r["iter"] for r in log] == [0, 10, 20, 30]
-    assert all(set(r) == {"iter", "train_loss", "val_loss", "lr", "tokens_seen", "flops", "elapsed_s"} for r in log)
+    assert all(set(r) == {"iter", "train_loss", "val_loss", "lr", "tokens_seen", "flops", "tokens_per_s", "elapsed_s"}
+               for r in log)
     assert log[-1]["val_loss"] < log[0]["val_loss"] - 0.2 and log[-1]["tokens_seen"] == 30 * 4 * 32
 
     best = torch.load(out / "best.pt", weights_only=True)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+import optimizers
 from model_gpt import GPT, GPTConfig
 
 
@@ -93,7 +94,7 @@ def test_residual_projections_get_the_scaled_init():
 
 def test_weight_decay_only_on_matrices():
     model = GPT(tiny_config(bias=True))
-    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    optimizer = optimizers.configure(model, "adamw", 0.1, 1e-3, (0.9, 0.95), "cpu")
     decay, no_decay = optimizer.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])

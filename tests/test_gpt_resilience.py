@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+import data
 import training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -102,7 +103,7 @@ def test_sigterm_saves_and_the_resumed_run_matches_a_straight_run(workdir):
     process = subprocess.Popen([sys.executable, *train_args(workdir, *common, f"--out_dir={preempted}")],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in process.stdout:  # let it train a few steps, then preempt it
-        if line.startswith("iter 5:"):
+        if line.startswith("iter 5/"):
             process.send_signal(signal.SIGTERM)
             break
     output = process.stdout.read()
@@ -126,7 +127,7 @@ def test_best_pt_keeps_the_best_eval_and_a_stop_writes_only_ckpt_pt(workdir):
                                                            "--always_save_checkpoint=False", f"--out_dir={out_dir}")],
                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in process.stdout:
-        if line.startswith("iter 23:"):
+        if line.startswith("iter 23/"):
             process.send_signal(signal.SIGTERM)
             break
     output = process.stdout.read()
@@ -181,7 +182,7 @@ def test_a_resume_drops_log_lines_after_its_checkpoint_and_stale_temp_files(work
 
 def test_init_from_auto_starts_from_scratch_without_a_checkpoint(workdir):
     result = run(*train_args(workdir, "--init_from=auto", "--max_iters=2", f"--out_dir={workdir / 'fresh'}"))
-    assert "step 0:" in result.stdout
+    assert "iter 0/" in result.stdout
 
 
 # -----------------------------------------------------------------------------
@@ -222,24 +223,24 @@ def test_a_dataset_changes_as_a_unit_an_interrupted_prepare_is_refused(tmp_path,
     or before meta.json, the new files sit beside the old meta.json: their fingerprints disagree."""
     from prepare import text_bpe
     (tmp_path / "input.txt").write_text(TEXT)
-    data = tmp_path / "data"
+    data_dir = tmp_path / "data_dir"
     monkeypatch.setattr(sys, "argv", ["text_bpe.py", "--input", str(tmp_path / "input.txt"), "--vocab_size=300",
-                                      "--out_dir", str(data)])
+                                      "--out_dir", str(data_dir)])
     text_bpe.main()
-    meta = training.read_meta(str(data), "")
-    training.load_tokenizer(meta, str(data))  # the complete dataset passes
-    training.check_token_bins(str(data), meta, 8, "")
+    meta = data.read_meta(str(data_dir), "")
+    data.load_tokenizer(meta, str(data_dir))  # the complete dataset passes
+    data.check_token_bins(str(data_dir), meta, 8, "")
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(training, killed_before, killed)
-    monkeypatch.setattr(sys, "argv", sys.argv[:-3] + ["--vocab_size=280", "--out_dir", str(data)])
+    monkeypatch.setattr(data, killed_before, killed)
+    monkeypatch.setattr(sys, "argv", sys.argv[:-3] + ["--vocab_size=280", "--out_dir", str(data_dir)])
     with pytest.raises(KeyboardInterrupt):
         text_bpe.main()
-    assert training.read_meta(str(data), "") == meta  # the old meta.json, beside a new tokenizer.bpe
+    assert data.read_meta(str(data_dir), "") == meta  # the old meta.json, beside a new tokenizer.bpe
     with pytest.raises(SystemExit, match="tokenizer.bpe is not the file .* was written with: damaged, or written by a prepare interrupted"):
-        training.load_tokenizer(meta, str(data))
-    result = run("train_gpt.py", *TINY_MODEL, f"--data_dir={tmp_path}", "--dataset=data", f"--out_dir={tmp_path / 'out'}",
+        data.load_tokenizer(meta, str(data_dir))
+    result = run("train_gpt.py", *TINY_MODEL, f"--data_dir={tmp_path}", "--dataset=data_dir", f"--out_dir={tmp_path / 'out'}",
                  "--max_iters=1", check=False)
     if killed_before == "write_meta":  # the bins were rewritten too
         assert "train.bin is not the file" in last_error_line(result)
@@ -399,7 +400,7 @@ BAD_INPUT = {
     "zero samples": (None, ["sample.py"], ["--num_samples=0"], "num_samples must be at least 1, got 0"),
     "negative temperature": (None, ["sample.py"], ["--temperature=-0.5"], "temperature must be >= 0"),
     "mistyped key": (None, ["train_gpt.py"], ["--max_iter=5"], "did you mean max_iters"),
-    # every numeric setting's range is checked in one place (training.RANGES), before anything is written
+    # every numeric setting's range is checked by its script (training.check_settings), before anything is written
     "zero batch": (None, ["train_gpt.py"], ["--batch_size=0"], "batch_size must be at least 1, got 0"),
     "zero block": (None, ["train_gpt.py"], ["--block_size=0"], "block_size must be at least 1, got 0"),
     "zero heads": (None, ["train_gpt.py"], ["--n_head=0"], "n_head must be at least 1, got 0"),
@@ -426,10 +427,12 @@ BAD_INPUT = {
     # a fresh run never silently replaces a trained model; a resume never silently ignores a changed shape
     "scratch over a trained run": (None, ["train_gpt.py"], ["--max_iters=1"], "already holds a trained model (ckpt.pt, best.pt)"),
     "changed architecture on resume": (None, ["train_gpt.py"], ["--init_from=resume", "--n_layer=3", "--mlp=relu"],
-                                       "was trained with --n_layer=2 --mlp=gelu: resume with the checkpoint's settings"),
+                                       "was trained with --n_layer=2 (now 3), --mlp=gelu (now relu): resume with the checkpoint's "
+                                       "settings (--n_layer=2 --mlp=gelu)"),
     "mistyped value": (None, ["train_gpt.py"], ["--dropout=high"], "must be float like its default"),
+    "unknown device": (None, ["train_gpt.py"], ["--device=gpu"], "device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     "bad choice": (None, ["train_gpt.py"], ["--init_from=gtp2"], "init_from must be scratch, resume, auto"),
-    "unknown optimizer": (None, ["train_gpt.py"], ["--optimizer=sgd"], "optimizer must be adamw or muon, got 'sgd'"),
+    "unknown optimizer": (None, ["train_gpt.py"], ["--optimizer=sgd"], "optimizer must be 'adamw' or 'muon', got 'sgd'"),
     # checkpoints (each other way one can be broken: BROKEN_FILES below)
     "unsafe checkpoint": (change_best_pt(lambda c: {**c, "extra": argparse.Namespace(a=1)}), ["sample.py"], [],
                           "best.pt was refused as unsafe: it holds Python objects other than tensors"),
@@ -487,8 +490,8 @@ def read_best_pt(workdir):
 
 
 def read_tokenizer(workdir):
-    data = str(workdir / "data" / "tiny")
-    return training.load_tokenizer(training.read_meta(data, ""), data)
+    data_dir = str(workdir / "data" / "tiny")
+    return data.load_tokenizer(data.read_meta(data_dir, ""), data_dir)
 
 
 # Every file a script reads goes through one function of training.py per kind, which the scripts

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+import data
 import training
+from conftest import needs  # noqa: E402
 
 DEFAULTS = {"batch_size": 12, "learning_rate": 6e-4, "compile": True, "device": "cuda",
             "init_from": "scratch", "wandb_run_name": None}
@@ -92,7 +94,7 @@ def test_a_missing_checkpoint_is_a_one_line_error(tmp_path):
 def test_char_tokenizer_round_trip(tmp_path):
     text = "Hello, world!\nÆsop"
     meta = {"vocab_size": len(set(text)), "tokenizer": "char", "itos": sorted(set(text))}
-    encode, decode = training.load_tokenizer(meta, str(tmp_path))
+    encode, decode = data.load_tokenizer(meta, str(tmp_path))
     ids = encode(text)
     assert decode(ids) == text and max(ids) < meta["vocab_size"]
     with pytest.raises(SystemExit, match="not in this dataset's vocabulary"):
@@ -101,20 +103,16 @@ def test_char_tokenizer_round_trip(tmp_path):
 
 def test_token_bins_are_uint16(tmp_path):
     path = str(tmp_path / "train.bin")
-    training.write_tokens([0, 1, 65535], path)
+    data.write_tokens([0, 1, 65535], path)
     assert np.fromfile(path, dtype=np.uint16).tolist() == [0, 1, 65535]
     with pytest.raises(SystemExit, match="fit uint16"):
-        training.write_tokens([65536], path)
+        data.write_tokens([65536], path)
     assert np.fromfile(path, dtype=np.uint16).tolist() == [0, 1, 65535]  # the old file is intact
 
 
-GPT2_FILE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gpt2", "gpt2.tiktoken")
-
-
-@pytest.mark.skipif(not os.path.exists(GPT2_FILE), reason="needs ../shared/data/gpt2/gpt2.tiktoken")
-def test_offline_gpt2_tokenizer_matches_gpt2(monkeypatch):
-    monkeypatch.setenv("GPT2_TIKTOKEN_FILE", GPT2_FILE)
-    encode, decode = training.load_tokenizer({"tokenizer": "gpt2"}, "")
+@needs("GPT2_TIKTOKEN_FILE")
+def test_offline_gpt2_tokenizer_matches_gpt2():
+    encode, decode = data.load_tokenizer({"tokenizer": "gpt2"}, "")
     assert encode("Hello world") == [15496, 995]
     assert encode("<|endoftext|>") == [50256]
     assert decode([15496, 995]) == "Hello world"

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import training  # noqa: E402
+import optimizers  # noqa: E402
+import data  # noqa: E402
 from model_vit import ViT, ViTConfig  # noqa: E402
 
 TINY_MODEL = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--compile=False", "--num_workers=0",
@@ -222,7 +223,7 @@ def test_unknown_option_values_raise_value_errors_listing_the_valid_ones(field, 
 
 def test_weight_decay_only_on_weight_matrices():
     model = ViT(ViTConfig(n_layer=2, n_head=2, n_embd=32))
-    decay, no_decay = model.configure_optimizers(0.05, 1e-3, (0.9, 0.999), "cpu").param_groups
+    decay, no_decay = optimizers.configure(model, "adamw", 0.05, 1e-3, (0.9, 0.999), "cpu").param_groups
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
     not_decayed = {names[id(p)] for p in no_decay["params"]}
@@ -236,7 +237,7 @@ def test_weight_decay_only_on_weight_matrices():
 
 def test_muon_takes_the_blocks_weight_matrices_and_adamw_everything_else():
     model = ViT(ViTConfig(n_layer=2, n_head=2, n_embd=32, stem="conv", patch_size=8))
-    optimizer = model.configure_optimizers(0.05, 1e-3, (0.9, 0.999), "cpu", optimizer="muon")
+    optimizer = optimizers.configure(model, "muon", 0.05, 1e-3, (0.9, 0.999), "cpu")
     names = {id(p): n for n, p in model.named_parameters()}
     by_muon = {names[id(p)] for group in optimizer.optimizers["muon"].param_groups for p in group["params"]}
     by_adamw = {names[id(p)] for group in optimizer.optimizers["adamw"].param_groups for p in group["params"]}
@@ -251,7 +252,7 @@ def test_muon_takes_the_blocks_weight_matrices_and_adamw_everything_else():
 def test_random_crop_flip_gives_each_image_one_of_torchvisions_crops_and_flips():
     from torchvision.transforms import functional as TF
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
-    out = training.random_crop_flip(images, 4, torch.Generator().manual_seed(0))
+    out = data.random_crop_flip(images, 4, torch.Generator().manual_seed(0))
     seen = set()
     for image, result in zip(images, out):
         padded = TF.pad(image, 4)  # what RandomCrop(32, padding=4) crops from
@@ -260,7 +261,7 @@ def test_random_crop_flip_gives_each_image_one_of_torchvisions_crops_and_flips()
         assert len(matches) == 1
         seen.add(matches[0])
     assert len(seen) > 48  # 64 draws of 162 choices: each image its own
-    assert torch.equal(out, training.random_crop_flip(images, 4, torch.Generator().manual_seed(0)))
+    assert torch.equal(out, data.random_crop_flip(images, 4, torch.Generator().manual_seed(0)))
 
 
 @pytest.fixture(scope="module")
@@ -420,7 +421,7 @@ def accuracy(checkpoint, images, labels, mirrored_too=False):
     model = ViT(ViTConfig(**checkpoint["model_args"]))
     model.load_state_dict(checkpoint["model"])
     model.eval()
-    mean, std = (torch.tensor(v) for v in training.CIFAR["cifar10"][2:])
+    mean, std = (torch.tensor(v) for v in data.CIFAR["cifar10"][2:])
     x = (torch.from_numpy(images).float().permute(0, 3, 1, 2) / 255 - mean[:, None, None]) / std[:, None, None]
     with torch.no_grad():
         probs = model(x)[0].softmax(-1)
@@ -433,8 +434,8 @@ def accuracy(checkpoint, images, labels, mirrored_too=False):
 
 def test_held_out_images_choose_best_pt_and_the_test_split_is_read_once_by_it(random_cifar, held_out_run):
     out_dir, _, out = held_out_run
-    train_set = training.load_cifar("cifar10", random_cifar, True, False, False)
-    test_set = training.load_cifar("cifar10", random_cifar, False, False, False)
+    train_set = data.load_cifar("cifar10", random_cifar, True, False, False)
+    test_set = data.load_cifar("cifar10", random_cifar, False, False, False)
     epochs, test = read_log(out_dir), read_test_json(out_dir)
     assert [r["epoch"] for r in epochs] == [1, 2, 3]
     # each epoch was evaluated on the 64 held-out images, the last model as ckpt.pt holds it
@@ -451,7 +452,7 @@ def test_tta_flip_predicts_from_each_image_and_its_mirror_image(random_cifar, fi
     out_dir, args = first_epoch
     code, out, err = train_vit(*args, f"--out_dir={out_dir}", "--init_from=resume", "--eval_only=True", "--tta_flip=True")
     assert code == 0, err
-    test_set = training.load_cifar("cifar10", random_cifar, False, False, False)
+    test_set = data.load_cifar("cifar10", random_cifar, False, False, False)
     checkpoint = torch.load(os.path.join(out_dir, "ckpt.pt"), weights_only=True)
     top1, loss = accuracy(checkpoint, test_set.data, test_set.targets, mirrored_too=True)
     assert f"val loss {loss:.4f}, top-1 {top1:.2%}" in out, out
@@ -509,7 +510,7 @@ def assert_one_line_error(code, err, expected):
 
 
 @pytest.mark.parametrize("flags, expected", [
-    (["--init_from=resume", "--n_layer=3"], "was trained with --n_layer=2: resume with the checkpoint's settings"),
+    (["--init_from=resume", "--n_layer=3"], "was trained with --n_layer=2 (now 3): resume with the checkpoint's settings (--n_layer=2)"),
     (["--epochs=5"], "already holds a trained model (ckpt.pt, best.pt): continue it with --init_from=resume"),
     (["--init_from=resume", "--label_smoothing=1.5"], "label_smoothing must be in [0, 1), got 1.5"),
 ])
@@ -550,7 +551,7 @@ def test_files_failing_the_md5_check_are_a_one_line_error(random_cifar):
                                             ("--norm_placement=middle", "norm_placement='middle' is not one of pre, post"),
                                             ("--val_images=320", "val_images must be in [0, 320)"),
                                             ("--batch_augment=True", "batch_augment crops and flips only: add --autoaugment=none"),
-                                            ("--optimizer=sgd", "optimizer must be adamw or muon, got 'sgd'")])
+                                            ("--optimizer=sgd", "optimizer must be 'adamw' or 'muon', got 'sgd'")])
 def test_bad_setting_is_a_one_line_error(random_cifar, flag, expected):
     code, _, err = train_vit(f"--data_dir={random_cifar}", "--download=False", "--verify_md5=False",
                              *TINY_MODEL, flag)
