@@ -279,29 +279,44 @@ class Tokenizer:
         lines = [FILE_VERSION, json.dumps(self.pattern), json.dumps(self.special_tokens)]
         for token, rank in sorted(self.mergeable_ranks.items(), key=lambda item: item[1]):
             lines.append(f"{base64.b64encode(token).decode('ascii')} {rank}")
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # written beside it, then renamed over it: a kill mid-write never leaves half a tokenizer file
+        tmp_path = Path(f"{path}.tmp-{os.getpid()}")
+        try:
+            tmp_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+        os.replace(tmp_path, path)
 
     @classmethod
     def load(cls, path):
         """Read a file save() wrote. A damaged or hand-edited one raises ValueError saying what is wrong."""
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not a bpe.py tokenizer file (not UTF-8 text: {e.reason})") from None
         if len(lines) < 3 or lines[0] != FILE_VERSION:
             raise ValueError(f"{path}: not a bpe.py tokenizer file (first line should be {FILE_VERSION!r})")
         try:
             pattern, special_tokens = json.loads(lines[1]), json.loads(lines[2])
-        except json.JSONDecodeError as e:
+        except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
             raise ValueError(f"{path}: the pattern (line 2) and special tokens (line 3) must be JSON: {e}") from None
         if not (pattern is None or isinstance(pattern, str)):
-            raise ValueError(f"{path}: the pattern (line 2) must be a string or null, got {pattern!r}")
+            raise ValueError(f"{path}: the pattern (line 2) must be a string or null, got {pattern!r}"[:300])
         if not (isinstance(special_tokens, dict) and all(
-                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in special_tokens.values())):
-            raise ValueError(f"{path}: the special tokens (line 3) must map strings to ids >= 0, got {lines[2]}")
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 and s for s, i in special_tokens.items())):
+            raise ValueError(f"{path}: the special tokens (line 3) must map non-empty strings to ids >= 0, "
+                             f"got {lines[2][:200]}")
         try:
-            return cls(_parse_rank_lines(lines[3:]), special_tokens, pattern)
+            tok = cls(_parse_rank_lines(lines[3:]), special_tokens, pattern)
         except regex.error as e:
             raise ValueError(f"{path}: the pattern (line 2) is not a valid regex: {e}") from None
         except ValueError as e:  # a rank line, or an id given twice
             raise ValueError(f"{path}: {e}") from None
+        missing = [b for b in BYTES if b not in tok.mergeable_ranks]
+        if missing:  # byte-level BPE encodes any text from its 256 single bytes up
+            raise ValueError(f"{path}: {len(missing)} of the 256 single bytes have no rank (e.g. {missing[0]!r})")
+        return tok
 
     @classmethod
     def from_tiktoken_file(cls, path, special_tokens=None, pattern=GPT2_SPLIT_PATTERN):
@@ -332,9 +347,13 @@ def _parse_rank_lines(lines):
         if line:
             try:
                 token, rank = line.split()
-                ranks[base64.b64decode(token, validate=True)] = int(rank)
+                token, rank = base64.b64decode(token, validate=True), int(rank)
             except ValueError:  # binascii.Error is a ValueError
                 raise ValueError(f"rank line {number} is not '<base64 token> <rank>': {line[:40]!r}") from None
+            if not token or rank < 0 or token in ranks:
+                raise ValueError(f"rank line {number} has an empty token, a negative rank or a token given before: "
+                                 f"{line[:40]!r}")
+            ranks[token] = rank
     return ranks
 
 
@@ -356,8 +375,11 @@ def _training_streams(text_or_files):
 
 def _read_blocks(path, size=1 << 20):
     with open(path, encoding="utf-8") as f:
-        while block := f.read(size):
-            yield block
+        try:
+            while block := f.read(size):
+                yield block
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text ({e.reason}); convert it first, e.g. with iconv") from None
 
 
 def _count_chunks(text, pattern, special_tokens):
@@ -436,7 +458,8 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
     Tie rule (deterministic, independent of corpus order): the pair with the
     highest count is merged; among equal counts, the pair whose
     (left token bytes, right token bytes) is lexicographically greatest wins.
-    Training stops early, with fewer ids than asked, if no pairs are left.
+    Training stops early, with fewer ids than asked and a warning, if no pairs
+    are left. An empty text, or an empty special token, is a ValueError.
 
     Every merge creates a byte string that is not yet a token. (If the bytes
     of token t occur with token boundaries at both ends, no merge ever crossed
@@ -456,6 +479,8 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
         (its stored count differs) and pushed back with the current count.
     """
     special_tokens = list(dict.fromkeys(special_tokens))  # dedupe, keep order
+    if not all(isinstance(s, str) and s for s in special_tokens):
+        raise ValueError(f"special tokens must be non-empty strings, got {special_tokens!r}")
     lo, hi = 256 + len(special_tokens), (65536 if uint16 else None)
     if vocab_size < lo or (hi is not None and vocab_size > hi):
         valid = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
@@ -482,6 +507,8 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
                     chunk_counts.update(pending.popleft().get())
             for result in pending:
                 chunk_counts.update(result.get())
+    if not chunk_counts:
+        raise ValueError("no text to train on (it is empty, or only special tokens)")
     chunks, freqs = [], []  # distinct chunks as lists of ids, and how often each occurs
     for chunk, freq in chunk_counts.items():
         ids = list(chunk.encode("utf-8"))
@@ -535,6 +562,11 @@ def train(text_or_files, vocab_size, pattern=GPT2_SPLIT_PATTERN, special_tokens=
             if pair_counts[pair] > 0:  # (new, a) of "a b a b" is gained, then lost again
                 heapq.heappush(heap, (-pair_counts[pair], key[pair[0]], key[pair[1]], pair[0], pair[1]))
     progress.close()
+    if len(vocab) < 256 + n_merges:
+        # still a complete tokenizer of this text, with n_vocab saying its size: a warning, not an error
+        print(f"warning: the text has only {len(vocab) - 256} merges to learn, not the {n_merges} that vocab_size="
+              f"{vocab_size} asks for: the tokenizer has {len(vocab) + len(special_tokens)} ids (train on more text "
+              f"for more)", file=sys.stderr)
 
     n_ranks = len(vocab)
     specials = {s: n_ranks + i for i, s in enumerate(special_tokens)}
@@ -671,26 +703,44 @@ def analyze(text, vocab_sizes, pattern=GPT2_SPLIT_PATTERN, held_out=0.1, toleran
 # -----------------------------------------------------------------------------
 # command line interface
 
+def _fail(message):
+    """A one-line error, as every script of this project gives for bad input, instead of a traceback."""
+    raise SystemExit(f"error: {message}")
+
+
 def _pattern_from_name(name):
     if name not in PATTERNS:
-        raise SystemExit(f"bpe.py: error: unknown pattern {name!r}; choose one of {', '.join(PATTERNS)}")
+        _fail(f"unknown pattern {name!r}; choose one of {', '.join(PATTERNS)}")
     return PATTERNS[name]
 
 
 def _existing_files(paths):
     for path in paths:
         if not Path(path).is_file():
-            raise SystemExit(f"bpe.py: error: input file not found: {path}")
+            _fail(f"input file not found: {path}")
+        if os.path.getsize(path) == 0:
+            _fail(f"input file {path} is empty")
     return [Path(path) for path in paths]
+
+
+def _check_output_file(path):
+    """--out names a file that can be written: not a directory, in a directory that exists."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        _fail(f"--out {path} is a directory: name the tokenizer file to write, e.g. {os.path.join(path, 'tokenizer.bpe')}")
+    if not os.path.isdir(folder):
+        _fail(f"--out {path}: the directory {folder} does not exist; create it first (mkdir -p {folder})")
+    if not os.access(folder, os.W_OK):
+        _fail(f"--out {path}: the directory {folder} is not writable; write elsewhere")
 
 
 def _load_tokenizer(path):
     if not Path(path).is_file():
-        raise SystemExit(f"bpe.py: error: tokenizer file not found: {path}")
+        _fail(f"tokenizer file not found: {path}")
     try:
         return Tokenizer.load(path)
     except ValueError as e:
-        raise SystemExit(f"bpe.py: error: {e}")
+        _fail(f"{e}")
 
 
 def main(argv=None):
@@ -717,6 +767,7 @@ def main(argv=None):
     try:
         if args.command == "train":
             pattern = _pattern_from_name(args.pattern)
+            _check_output_file(args.out)  # before training, which may take long
             tok = train(_existing_files(args.input), args.vocab_size, pattern=pattern, special_tokens=args.special,
                         uint16=args.uint16, verbose=True)
             tok.save(args.out)
@@ -724,7 +775,12 @@ def main(argv=None):
                   f"{len(tok.special_tokens)} special)", file=sys.stderr)
         elif args.command == "encode":
             tok = _load_tokenizer(args.tokenizer)
-            ids = tok.encode(sys.stdin.read(), allowed_special="all" if args.allow_special else "none_raise")
+            text = sys.stdin.read()
+            found = _special_regex(tok.special_tokens).search(text) if tok.special_tokens else None
+            if found and not args.allow_special:
+                _fail(f"the input holds the text of the special token {found.group()!r}: pass --allow_special to "
+                      f"encode it as the special token's id")
+            ids = tok.encode(text, allowed_special="all" if args.allow_special else "none")
             print(" ".join(map(str, ids)))
         elif args.command == "decode":
             tok = _load_tokenizer(args.tokenizer)
@@ -732,15 +788,15 @@ def main(argv=None):
                 ids = [int(s) for s in sys.stdin.read().split()]
                 sys.stdout.write(tok.decode(ids))
             except (ValueError, KeyError) as e:
-                raise SystemExit(f"bpe.py: error: invalid id in input: {e}")
+                _fail(f"invalid id in input: {e}")
         elif args.command == "analyze":
             pattern = _pattern_from_name(args.pattern)
             try:
                 sizes = [int(s) for s in args.vocab_sizes.split(",")]
             except ValueError:
-                raise SystemExit(f"bpe.py: error: --vocab_sizes must be comma-separated integers, got {args.vocab_sizes!r}")
+                _fail(f"--vocab_sizes must be comma-separated integers, got {args.vocab_sizes!r}")
             if min(sizes) < 256:
-                raise SystemExit("bpe.py: error: every vocab size must be >= 256 (the byte tokens)")
+                _fail("every vocab size must be >= 256 (the byte tokens)")
             text = "".join(p.read_text(encoding="utf-8") for p in _existing_files(args.input))
             rows, recommended = analyze(text, sizes, pattern=pattern)
             print(f"{'vocab_size':>10} {'tokens/byte':>12} {'bytes/token':>12} {'vocab used':>11}")
@@ -749,7 +805,7 @@ def main(argv=None):
                       f"{row['vocab_used']:>10.1%}")
             print(f"recommended vocab_size: {recommended} (smallest within 10% of the best held-out token count)")
     except ValueError as e:  # bad vocab size, disallowed special token, text too short, ...
-        raise SystemExit(f"bpe.py: error: {e}")
+        _fail(f"{e}")
 
 
 if __name__ == "__main__":

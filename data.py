@@ -11,12 +11,14 @@ import hashlib
 import json
 import os
 import pickle
+import reprlib
+import shutil
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-from training import atomic_write, check_is_file, fail, remove_stale_temp_files
+from training import atomic_write, check_is_file, fail, make_dir, pid_alive
 
 
 # -----------------------------------------------------------------------------
@@ -52,25 +54,161 @@ def write_tokens(ids, path):
     return out.count
 
 
-def write_dataset(data_dir, train_ids, val_ids, meta):
-    """train.bin, val.bin, then meta.json with each split's token count (so train_gpt.py can tell
-    a truncated or mismatched .bin): a dataset is complete once its meta.json is written."""
-    counts = {f"{split}_tokens": write_tokens(ids, os.path.join(data_dir, f"{split}.bin"))
-              for split, ids in (("train", train_ids), ("val", val_ids))}
-    write_meta({**meta, **counts}, data_dir)
+def write_dataset(data_dir, train_ids, val_ids, meta, tokenizer=None):
+    """A whole dataset from ids in memory: train.bin, val.bin, the tokenizer (a bpe.Tokenizer, saved as
+    meta["tokenizer_file"]) and meta.json with each split's token count (so train_gpt.py can tell a
+    truncated or mismatched .bin), built aside and swapped in for data_dir's as a unit (new_dataset)."""
+    with new_dataset(data_dir) as staging:
+        if tokenizer is not None:
+            tokenizer.save(os.path.join(staging, meta["tokenizer_file"]))
+        counts = {f"{split}_tokens": write_tokens(ids, os.path.join(staging, f"{split}.bin"))
+                  for split, ids in (("train", train_ids), ("val", val_ids))}
+        write_meta({**meta, **counts}, staging)
     print(f"{counts['train_tokens']:,} train and {counts['val_tokens']:,} val tokens in {data_dir}")
 
 
 def write_meta(meta, data_dir):
-    """meta.json, written last: with the fingerprint of every file the dataset is made of, so the
-    bins and tokenizer file of a later prepare that was killed before its own meta.json are refused,
-    not read with this meta.json (a dataset changes as a unit)."""
-    remove_stale_temp_files(data_dir)  # the dataset is complete: what an earlier, killed prepare left goes
+    """meta.json, written last: with the fingerprint of every file the dataset is made of, so a file
+    that is not the one this meta.json was written with (damaged, or from another prepare) is refused."""
     names = ["train.bin", "val.bin"] + ([meta["tokenizer_file"]] if meta.get("tokenizer_file") else [])
     fingerprints = {name: fingerprint(os.path.join(data_dir, name)) for name in names
                     if os.path.isfile(os.path.join(data_dir, name))}
     with atomic_write(os.path.join(data_dir, "meta.json")) as tmp_path, open(tmp_path, "w") as f:
         json.dump({**meta, "fingerprints": fingerprints}, f, ensure_ascii=False)
+
+
+# -----------------------------------------------------------------------------
+# replacing a dataset: built aside, checked, swapped in whole
+#
+# A prepare run may take hours, get killed, or be given an empty corpus. So it never writes into the
+# dataset's directory: it builds the whole new dataset in data/NAME.tmp-PID beside it (the same
+# filesystem), checks it, and swaps the two directories with two renames (data/NAME -> data/NAME.old-PID,
+# data/NAME.tmp-PID -> data/NAME), then deletes the old one. Killed at any moment, data/NAME is the old
+# dataset or the new one, never a mix; in the instant between the renames it is missing, and the next
+# prepare of it puts the old one back. Leftovers of killed runs (their PID is gone) are deleted then too.
+
+@contextmanager
+def new_dataset(data_dir):
+    """Yield an empty directory to write a whole dataset into (train.bin, val.bin, a tokenizer file,
+    meta.json last); when the block ends, check it (check_new_dataset) and swap it in for data_dir.
+    An error, Ctrl-C or a kill before then leaves data_dir as it was."""
+    target = dataset_target(data_dir)
+    recover_interrupted_swap(target)
+    staging = f"{target}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's, whose PID this process got again
+    make_dir(staging)
+    try:
+        yield staging
+        check_new_dataset(staging, data_dir)
+        swap_in(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def dataset_target(data_dir):
+    """The real path of data_dir (a symlinked one is replaced where it points, on its own disk), once
+    it is known to be a directory that can be swapped whole: a dataset's own, not the current
+    directory, a mount point, or a folder holding other folders (data/ itself, a repository)."""
+    target = os.path.realpath(data_dir)
+    cwd = os.path.realpath(os.getcwd())
+    if cwd == target or cwd.startswith(target + os.sep):
+        fail(f"--out_dir {data_dir} is the current directory or holds it: prepare into a directory of its own, "
+             f"e.g. data/NAME")
+    if os.path.ismount(target):
+        fail(f"--out_dir {data_dir} is a mount point, and a dataset is built beside its directory and swapped in: "
+             f"prepare into a directory inside it, e.g. {os.path.join(data_dir, 'NAME')}")
+    if os.path.isdir(target):
+        folders = [entry.name for entry in os.scandir(target) if entry.is_dir(follow_symlinks=False)]
+        if folders:
+            fail(f"--out_dir {data_dir} holds the folder {folders[0]!r}, and a dataset replaces its whole "
+                 f"directory: prepare into a directory of its own, e.g. data/NAME")
+    return target
+
+
+def leftovers(target, kind):
+    """{pid: path} of the data/NAME.tmp-PID or data/NAME.old-PID directories whose process is gone."""
+    parent, name = os.path.split(target)
+    found = {}
+    for entry in os.listdir(parent) if os.path.isdir(parent) else []:
+        pid = entry[len(f"{name}.{kind}-"):]
+        if entry.startswith(f"{name}.{kind}-") and pid.isdigit() and not pid_alive(int(pid)):
+            found[int(pid)] = os.path.join(parent, entry)
+    return found
+
+
+def recover_interrupted_swap(target):
+    """Undo what prepare runs killed mid-way left: a dataset a swap had moved aside goes back in place
+    (the new one it was replaced by never got there), then every leftover directory is deleted."""
+    old = leftovers(target, "old")
+    if old and not os.path.isfile(os.path.join(target, "meta.json")):
+        aside = old.pop(max(old))
+        if os.path.isdir(target):  # made again since (a prepare script makes its out_dir first): keep what it holds
+            for entry in os.listdir(target):
+                os.replace(os.path.join(target, entry), os.path.join(aside, entry))
+            os.rmdir(target)
+        os.rename(aside, target)
+        print(f"restored {target} from {aside}, where a killed prepare had moved it")
+    for path in [*old.values(), *leftovers(target, "tmp").values()]:
+        shutil.rmtree(path, ignore_errors=True)
+        print(f"removed {path}, left by a killed prepare")
+
+
+def check_new_dataset(staging, data_dir):
+    """A new dataset may replace the old one only if it is sane: meta.json valid, two non-empty splits
+    of exactly the token counts it records, every id below the vocabulary, and the fingerprint of each
+    file (the tokenizer's too) recorded. Any failure is one line, and data_dir stays as it was."""
+    unchanged = f"{data_dir} is left as it was"
+    meta = read_meta(staging, unchanged)
+    for split in ("train", "val"):
+        path = os.path.join(staging, f"{split}.bin")
+        size = os.path.getsize(path) if os.path.isfile(path) else 0
+        if size == 0:
+            fail(f"the new dataset's {split} split is empty: give the prepare script more text; {unchanged}")
+        tokens = np.memmap(path, dtype=np.uint16, mode="r")
+        top = max(int(tokens[i: i + (1 << 24)].max()) for i in range(0, len(tokens), 1 << 24))
+        if 2 * meta.get(f"{split}_tokens", -1) != size or top >= meta["vocab_size"]:
+            fail(f"the new {split}.bin ({size // 2} tokens, largest id {top}) disagrees with its meta.json "
+                 f"({meta.get(f'{split}_tokens')} tokens, vocab_size={meta['vocab_size']}); {unchanged}")
+    for name in ["train.bin", "val.bin"] + ([meta["tokenizer_file"]] if meta.get("tokenizer_file") else []):
+        if not os.path.isfile(os.path.join(staging, name)) or name not in meta["fingerprints"]:
+            fail(f"the new dataset lacks {name} or its fingerprint in meta.json; {unchanged}")
+        check_fingerprint(staging, meta, name)
+
+
+def swap_in(staging, target):
+    """Put the dataset in staging where target is, as a unit: two renames of whole directories. What
+    target holds besides its dataset (a downloaded input.txt, your own files) is hard-linked (copied
+    where links are not supported) into the new one first, so nothing but the dataset is replaced."""
+    if os.path.isdir(target):
+        old_dataset = dataset_files(target)
+        for entry in os.listdir(target):
+            if entry not in old_dataset and not entry.startswith(".tmp-") and not os.path.lexists(os.path.join(staging, entry)):
+                try:
+                    os.link(os.path.join(target, entry), os.path.join(staging, entry), follow_symlinks=False)
+                except OSError:
+                    shutil.copy2(os.path.join(target, entry), os.path.join(staging, entry), follow_symlinks=False)
+        aside = f"{target}.old-{os.getpid()}"
+        os.rename(target, aside)
+        os.rename(staging, target)
+        shutil.rmtree(aside)
+    else:
+        os.rename(staging, target)
+    dir_fd = os.open(os.path.dirname(target), os.O_RDONLY)  # make the renames durable
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def dataset_files(data_dir):
+    """The names of the files a dataset directory's dataset is made of, as its meta.json lists them."""
+    try:
+        with open(os.path.join(data_dir, "meta.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+        listed = [*meta.get("fingerprints", {}), meta.get("tokenizer_file")]
+    except (OSError, ValueError, AttributeError, TypeError):  # no meta.json, or a damaged one
+        listed = []
+    return {"meta.json", "train.bin", "val.bin", *(name for name in listed if isinstance(name, str))}
 
 
 def fingerprint(path):
@@ -92,7 +230,7 @@ def check_fingerprint(data_dir, meta, name):
     expected = meta.get("fingerprints", {}).get(name)
     if expected is not None and fingerprint(path) != expected:
         fail(f"{path} is not the file {os.path.join(data_dir, 'meta.json')} was written with: damaged, or "
-             f"written by a prepare interrupted before its meta.json; prepare the dataset again")
+             f"from another prepare run; prepare the dataset again")
 
 
 def read_text_file(path):
@@ -152,24 +290,38 @@ def read_meta(data_dir, prepare_hint):
     if os.path.isdir(path):
         fail(f"{path} is a directory, not the dataset's meta.json")
     if not os.path.isfile(path):
+        aside = leftovers(os.path.realpath(data_dir), "old")
+        if aside:  # killed in the instant between the two renames of swap_in
+            fail(f"{path} is missing: a prepare killed while replacing the dataset left it in {max(aside.items())[1]}; "
+                 f"prepare again (which puts it back first), or move it back yourself")
         fail(f"{path} is missing; prepare the dataset first: {prepare_hint}")
     try:
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
-    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
-        fail(f"{path} is not valid JSON ({e}); prepare the dataset again: {prepare_hint}")
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        fail(f"{path} is not valid JSON ({type(e).__name__}: {str(e)[:200]!r}); prepare the dataset again: {prepare_hint}")
     vocab_size = meta.get("vocab_size") if isinstance(meta, dict) else None
     if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 1:
-        fail(f"{path} has no valid vocab_size (a positive integer), got {vocab_size!r}; prepare the dataset again: {prepare_hint}")
+        fail(f"{path} has no valid vocab_size (a positive integer), got {reprlib.repr(vocab_size)}; prepare the "
+             f"dataset again: {prepare_hint}")
+    if vocab_size > 2**16:
+        fail(f"{path} says vocab_size={vocab_size}, more ids than uint16 token bins hold (65536); prepare the "
+             f"dataset again: {prepare_hint}")
     itos = meta.get("itos")
     if meta.get("tokenizer") == "char" and (not isinstance(itos, list) or len(itos) != vocab_size):
         fail(f"{path}: a char tokenizer needs an itos list of vocab_size={vocab_size} characters, got "
              f"{len(itos) if isinstance(itos, list) else type(itos).__name__}; prepare the dataset again: {prepare_hint}")
+    if meta.get("tokenizer") == "char" and not all(isinstance(ch, str) and ch for ch in itos):
+        fail(f"{path}: a char tokenizer's itos must be a list of non-empty strings; prepare the dataset again: {prepare_hint}")
     fingerprints = meta.get("fingerprints", {})
     if not (isinstance(fingerprints, dict) and all(isinstance(v, str) for v in fingerprints.values())):
-        fail(f"{path}: fingerprints must map file names to strings, got {fingerprints!r}; prepare the dataset again: {prepare_hint}")
-    if meta.get("tokenizer") == "bpe" and not isinstance(meta.get("tokenizer_file"), str):
-        fail(f"{path}: a bpe tokenizer needs the name of its tokenizer_file; prepare the dataset again: {prepare_hint}")
+        fail(f"{path}: fingerprints must map file names to strings, got {reprlib.repr(fingerprints)}; prepare the "
+             f"dataset again: {prepare_hint}")
+    name = meta.get("tokenizer_file")
+    if meta.get("tokenizer") == "bpe" and not (isinstance(name, str) and name == os.path.basename(name)
+                                               and name not in ("", ".", "..")):
+        fail(f"{path}: a bpe tokenizer needs the name of its tokenizer_file (a file beside meta.json), got "
+             f"{reprlib.repr(name)}; prepare the dataset again: {prepare_hint}")
     return meta
 
 
@@ -187,18 +339,23 @@ def dataset_path(config, out_dir):
 
 
 def check_token_bins(data_path, meta, block_size, prepare_hint):
-    """train.bin and val.bin exist, hold the token counts meta.json records, and more than one window."""
+    """train.bin and val.bin exist, hold the token counts meta.json records, and more than one window;
+    they and the tokenizer file are the ones meta.json was written with (never a mix of two prepares)."""
     for split in ("train", "val"):
         path = os.path.join(data_path, f"{split}.bin")
-        if not os.path.exists(path):
-            fail(f"{path} is missing; prepare the dataset first: {prepare_hint}")
+        check_is_file(path, "a token file", f"{path} is missing; prepare the dataset first: {prepare_hint}")
         check_fingerprint(data_path, meta, f"{split}.bin")
         size, expected = os.path.getsize(path), meta.get(f"{split}_tokens")
         if size % 2 != 0 or (expected is not None and size != 2 * expected):
-            fail(f"{path} is truncated or damaged ({size} bytes, meta.json says {expected} tokens); "
+            fail(f"{path} is truncated or damaged ({size} bytes, meta.json says {reprlib.repr(expected)} tokens); "
                  f"prepare it again: {prepare_hint}")
         if size // 2 <= block_size:
-            fail(f"{path} has only {size // 2} tokens, too few for block_size={block_size}")
+            fail(f"{path} has only {size // 2} tokens, too few for block_size={block_size} (a window is block_size + 1 "
+                 f"tokens): give the prepare script more text, or train with a smaller --block_size")
+    if meta.get("tokenizer_file"):
+        path = os.path.join(data_path, meta["tokenizer_file"])
+        check_is_file(path, "a tokenizer file", f"{path} is missing; prepare the dataset again: {prepare_hint}")
+        check_fingerprint(data_path, meta, meta["tokenizer_file"])
 
 
 def load_tokenizer(meta, data_dir):
@@ -247,6 +404,24 @@ class CIFARArrays(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def first_line(error):
+    """An exception's message as one short line, for an error that names a damaged file."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def read_cifar_file(path):
+    """One of CIFAR's pickled dicts, through CIFARArrays; a file that is not one is a one-line error."""
+    check_is_file(path, "a CIFAR file", f"{path} is missing")
+    try:
+        with open(path, "rb") as f:
+            entry = CIFARArrays(f, encoding="latin1").load()  # the files are Python 2 pickles
+    except Exception as e:  # the unpickler's many ways to find a damaged file; none of them runs code
+        fail(f"{path} is not a CIFAR batch file (refused as unsafe or damaged: {first_line(e)})")
+    if not isinstance(entry, dict):
+        fail(f"{path} is not a CIFAR batch file: it holds a {type(entry).__name__}, not a dict")
+    return entry
+
+
 class CIFARImages(torch.utils.data.Dataset):
     """A CIFAR split as PIL images and int labels, like torchvision's CIFAR10/CIFAR100 (whose download
     and md5 lists it uses), but read through CIFARArrays: a file from elsewhere cannot run code."""
@@ -255,17 +430,24 @@ class CIFARImages(torch.utils.data.Dataset):
         from PIL import Image
         self.to_image, self.transform = Image.fromarray, transform
         data, self.targets = [], []
-        for path in [*files, meta_file]:
-            try:
-                with open(path, "rb") as f:
-                    entry = CIFARArrays(f, encoding="latin1").load()  # the files are Python 2 pickles
-            except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError) as e:
-                fail(f"{path} is not a CIFAR batch file (refused as unsafe or damaged: {e})")
-            if path == meta_file:
-                self.classes = entry[meta_key]
-            else:
-                data.append(entry["data"])
-                self.targets.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        for path in files:
+            entry = read_cifar_file(path)
+            images, labels = entry.get("data"), entry.get("labels", entry.get("fine_labels"))
+            if not (isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 2
+                    and images.shape[1] == 3 * 32 * 32):
+                fail(f"{path} is not a CIFAR batch file: its data is not uint8 images of 3x32x32 values")
+            if not (isinstance(labels, list) and len(labels) == len(images)
+                    and all(isinstance(label, int) and label >= 0 for label in labels)):
+                fail(f"{path} is not a CIFAR batch file: it needs one label (an int >= 0) per image")
+            data.append(images)
+            self.targets.extend(labels)
+        classes = read_cifar_file(meta_file).get(meta_key)
+        if not (isinstance(classes, list) and all(isinstance(name, str) for name in classes)
+                and len(classes) > max(self.targets, default=-1)):
+            fail(f"{meta_file} is not a CIFAR meta file: its {meta_key} must list a class name for every label")
+        self.classes = classes
+        if not self.targets:
+            fail(f"{', '.join(files)} hold no images")
         self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, 32, 32, 3) HWC
 
     def __len__(self):

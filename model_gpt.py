@@ -162,6 +162,12 @@ class CausalSelfAttention(nn.Module):
         self.register_buffer("causal_mask", mask.view(1, 1, config.block_size, config.block_size),
                              persistent=False)
 
+    def fused(self, q):
+        """SDPA (flash=True), except in bf16 on a CPU: there PyTorch's fused kernel is several times
+        slower than in fp32 (its backward most of all), while the written-out attention's two batched
+        matmuls run at the CPU's bf16 speed (bench/bench_gpt.py measures both)."""
+        return self.flash and not (q.device.type == "cpu" and q.dtype == torch.bfloat16)
+
     def forward(self, x, rope=None, mask=None, kv_cache=None):
         """x (B, T, C). rope: (cos, sin) for these positions, or None. mask: None for plain causal
         attention over x alone, else a boolean mask broadcastable to (B, nh, T, T_keys), True = may
@@ -178,7 +184,7 @@ class CausalSelfAttention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)               # (B, nh, T_keys, hs), all tokens so far
-        if self.flash:
+        if self.fused(q):
             # the same computation as below, fused (flash attention on GPUs): never materialises
             # the (T, T) attention matrix
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
@@ -187,7 +193,8 @@ class CausalSelfAttention(nn.Module):
             att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)            # (B, nh, T, T_keys)
             allowed = self.causal_mask[:, :, :T, :T] if mask is None else mask
             att = att.masked_fill(~allowed, float("-inf"))
-            att = F.softmax(att, dim=-1)
+            # at least fp32 even under bf16 autocast: a bf16 softmax rounds the weights to ~3 digits
+            att = F.softmax(att.to(torch.promote_types(att.dtype, torch.float32)), dim=-1).type_as(v)
             att = self.attn_dropout(att)
             y = att @ v                                                # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)               # re-assemble the heads

@@ -12,6 +12,7 @@ import sys
 
 import torch
 
+import configurator
 import data
 import training
 from model_gpt import GPT, GPTConfig
@@ -34,9 +35,9 @@ device = "auto"
 dtype = "auto"
 compile = False                # torch.compile the model, as training does ('auto' = on CUDA only); off by default: generation's growing shapes recompile
 # -----------------------------------------------------------------------------
-config = training.configure(globals(), sys.argv[1:])
+config = configurator.configure(globals(), sys.argv[1:])
 globals().update(config)
-training.check_settings(config, at_least_1="num_samples", at_least_0="max_new_tokens temperature top_k", unit="top_p")
+configurator.check_settings(config, at_least_1="num_samples", at_least_0="max_new_tokens temperature top_k", unit="top_p")
 
 run_device = training.pick_device(device)
 precision = training.resolve_dtype(dtype, run_device)

@@ -50,7 +50,7 @@ def test_prepare_train_resume_sample(tmp_path):
     assert torch.load(out_dir / "ckpt.pt", weights_only=True)["iter_num"] == 30
 
     resumed = run("train_gpt.py", *common, "--max_iters=45", "--init_from=resume")
-    assert "iter 35:" in resumed.stdout and "iter 5:" not in resumed.stdout
+    assert "iter 35/" in resumed.stdout and "iter 5:" not in resumed.stdout
     assert [r["iter"] for r in read_log(out_dir)] == [0, 15, 30, 45]
     assert torch.load(out_dir / "ckpt.pt", weights_only=True)["iter_num"] == 45
 

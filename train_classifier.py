@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+import configurator
 import data
 import training
 from analysis.common import save_figure
@@ -80,9 +81,9 @@ dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16
 compile = "auto"              # torch.compile the model: 'auto' = on CUDA only
 seed = 1337
 # -----------------------------------------------------------------------------
-config = training.configure(globals(), sys.argv[1:])
+config = configurator.configure(globals(), sys.argv[1:])
 globals().update(config)
-training.check_settings(
+configurator.check_settings(
     config, at_least_1="batch_size block_size n_layer n_head n_embd eval_interval",
     at_least_0="max_iters warmup_iters lr_decay_iters min_lr weight_decay grad_clip log_interval",
     positive="learning_rate", below_1="beta1 beta2 dropout",

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+import configurator
 import data
 import optimizers
 import training
@@ -88,9 +89,9 @@ compile = "auto"              # torch.compile the model: 'auto' = on CUDA only (
 peak_flops = 0.0              # your hardware's peak FLOP/s (e.g. 989e12 for H100 bf16) to log MFU
 seed = 1337
 # -----------------------------------------------------------------------------
-config = training.configure(globals(), sys.argv[1:])
+config = configurator.configure(globals(), sys.argv[1:])
 globals().update(config)
-training.check_settings(
+configurator.check_settings(
     config, at_least_1="batch_size block_size n_layer n_head n_embd eval_interval eval_iters gradient_accumulation_steps",
     at_least_0="max_iters warmup_iters lr_decay_iters min_lr weight_decay grad_clip mlp_hidden peak_flops log_interval",
     positive="learning_rate rope_theta norm_eps", below_1="beta1 beta2 dropout",

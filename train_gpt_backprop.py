@@ -19,6 +19,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+import configurator
 import data
 import training
 from model_gpt import GPT, GPTConfig
@@ -56,9 +57,9 @@ min_lr = 2e-4                 # ~ learning_rate / 10
 device = "cpu"                # 'cpu', 'cuda', 'auto'
 seed = 1337
 # -----------------------------------------------------------------------------
-config = training.configure(globals(), sys.argv[1:])
+config = configurator.configure(globals(), sys.argv[1:])
 globals().update(config)
-training.check_settings(
+configurator.check_settings(
     config, at_least_1="batch_size block_size n_layer n_head n_embd eval_interval eval_iters",
     at_least_0="max_iters warmup_iters lr_decay_iters min_lr weight_decay grad_clip log_interval",
     positive="learning_rate", below_1="beta1 beta2")

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision import transforms
 from torchvision.transforms import v2
 
+import configurator
 import data
 import optimizers
 import training
@@ -105,17 +106,17 @@ dtype = "auto"         # "auto" (bf16 on GPUs that have it), "bfloat16", "float1
 compile = "auto"       # torch.compile the model: "auto" = on CUDA only (minutes to compile, faster after)
 seed = 1337
 # -----------------------------------------------------------------------------
-config = training.configure(globals(), sys.argv[1:])
+config = configurator.configure(globals(), sys.argv[1:])
 recipe = "the settings as given"
 if (not any(arg.endswith(".py") for arg in sys.argv[1:]) and config["device"] == "auto"
         and training.pick_device("auto") == "cpu"):
     # the full recipe would take about a day on a CPU: with no config file named and no GPU found,
     # train the CPU speedrun instead (--device=cpu, or any config file, keeps the settings as given)
     recipe = os.path.join("config", "vit_speedrun_cpu.py") + " (no GPU found, no config file named)"
-    config = training.configure(globals(), [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config",
+    config = configurator.configure(globals(), [os.path.join(os.path.dirname(os.path.abspath(__file__)), "config",
                                                          "vit_speedrun_cpu.py"), *sys.argv[1:]])
 globals().update(config)
-training.check_settings(
+configurator.check_settings(
     config, at_least_1="batch_size n_layer n_head n_embd patch_size epochs",
     at_least_0="min_lr weight_decay grad_clip warmup_epochs stop_at_epoch num_workers mixup cutmix log_interval",
     positive="learning_rate mlp_ratio", below_1="beta1 beta2 dropout attn_dropout drop_path label_smoothing",

@@ -45,6 +45,7 @@ matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt
 import torch
 
+import configurator
 import training
 from analysis import common
 from model_gpt import GPT, GPTConfig
@@ -65,7 +66,7 @@ MARKER = "ablate.json"  # in each run's out_dir: the run's command, and whether 
 
 own_settings = {"__file__": __file__, "__doc__": __doc__, **{k: globals()[k] for k in OWN_KEYS}}
 if "-h" in sys.argv or "--help" in sys.argv:
-    training.configure(own_settings, ["--help"])
+    configurator.configure(own_settings, ["--help"])
 if len(sys.argv) < 2 or not sys.argv[1].endswith(".py"):
     training.fail(f"no ablation config; {USAGE}")
 ablation_path, own_args, passed_args = sys.argv[1], [], []
@@ -76,7 +77,7 @@ for arg in sys.argv[2:]:
     if key in SET_BY_ABLATE:
         training.fail(f"ablate sets --{key} for every run itself (seeds: --seeds, --first_seed; out_dir: --out_root)")
     (own_args if key in OWN_KEYS else passed_args).append(arg)
-globals().update(training.configure(own_settings, own_args))
+globals().update(configurator.configure(own_settings, own_args))
 if seeds < 1:
     training.fail(f"seeds must be at least 1, got {seeds}")
 if not os.path.isfile(ablation_path):
@@ -118,11 +119,11 @@ if base_config and not os.path.isfile(base_config):
     training.fail(f"{ablation_path}: base_config '{ablation['base_config']}' does not exist")
 
 
-script_settings = functools.cache(training.script_settings)  # finished_twin asks again for every marker
+script_settings = functools.cache(configurator.script_settings)  # finished_twin asks again for every marker
 
 
 def as_arg(key, value):
-    """--key=value in the form training.configure reads back: strings bare (--mlp=relu), the rest as
+    """--key=value in the form configurator.configure reads back: strings bare (--mlp=relu), the rest as
     Python literals (--dropout=0.1, --bias=False)."""
     return f"--{key}={value}" if isinstance(value, str) else f"--{key}={value!r}"
 
@@ -143,7 +144,7 @@ seed_list = [first_seed + i for i in range(seeds)]
 defaults = script_settings(script_path)
 for variant in variants:
     try:  # the script's own check of its settings (unknown keys with the nearest valid ones, types)
-        training.configure(defaults, run_args(variant, first_seed)[1:])
+        configurator.configure(defaults, run_args(variant, first_seed)[1:])
     except SystemExit as e:
         training.fail(f"variant '{variant}': {str(e).removeprefix('error: ')}")
 
@@ -188,7 +189,7 @@ def run_settings(args):
     the script no longer accepts. The runs are seeded and deterministic, so two commands that agree
     here train the same model on the same batches."""
     try:
-        settings = training.configure(script_settings(args[0]), args[1:])
+        settings = configurator.configure(script_settings(args[0]), args[1:])
     except SystemExit:
         return None
     settings.pop("out_dir")

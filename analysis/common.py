@@ -10,6 +10,7 @@ import os
 
 import torch
 
+import configurator
 import data
 import training
 from model_gpt import GPT, GPTConfig
@@ -33,10 +34,10 @@ def configure(defaults, argv):
     script's defaults, then argv: so `--data_dir=elsewhere` works as it does for the training script.
     """
     if "-h" in argv or "--help" in argv:
-        training.configure(defaults, argv)  # prints the settings and exits, without a checkpoint
+        configurator.configure(defaults, argv)  # prints the settings and exits, without a checkpoint
     out_dir, which = peek(argv, "out_dir", defaults["out_dir"]), peek(argv, "ckpt", defaults["ckpt"])
     checkpoint = training.load_trained(out_dir, which)
-    return training.configure({**checkpoint["config"], **defaults}, argv), checkpoint
+    return configurator.configure({**checkpoint["config"], **defaults}, argv), checkpoint
 
 
 def load_model(checkpoint, device):

@@ -30,6 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 import torch
 
+import configurator
 import training
 from analysis import common
 from model_gpt import GPT, GPTConfig
@@ -40,10 +41,13 @@ out = "out-compare/compare.html"  # the HTML page; the PNGs go next to it
 title = "tinyformers: run comparison"
 # -----------------------------------------------------------------------------
 # run directories are the positional arguments; --key=value (or --key value) are settings
-run_dirs = [arg for i, arg in enumerate(sys.argv[1:], 1)
-            if not arg.startswith("-") and not (sys.argv[i - 1].startswith("--") and "=" not in sys.argv[i - 1])]
-config = training.configure(globals(), [arg for arg in sys.argv[1:] if arg not in run_dirs])
+def is_run_dir(i):
+    return not sys.argv[i].startswith("-") and not (sys.argv[i - 1].startswith("--") and "=" not in sys.argv[i - 1])
+
+
+config = configurator.configure(globals(), [arg for i, arg in enumerate(sys.argv) if i and not is_run_dir(i)])
 globals().update(config)
+run_dirs = [arg for i, arg in enumerate(sys.argv) if i and is_run_dir(i)]
 if not run_dirs:
     training.fail("no run directories given; usage: python analysis/compare.py OUT_DIR [OUT_DIR ...] [--out=compare.html]")
 if os.path.isdir(out):

@@ -23,6 +23,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+import configurator
 import data
 import training
 from analysis import common, metrics
@@ -39,7 +40,7 @@ dtype = "float32"       # or 'bfloat16' for speed, at a small cost in precision
 # -----------------------------------------------------------------------------
 config, checkpoint = common.configure(globals(), sys.argv[1:])
 globals().update(config)
-training.check_settings(config, at_least_1="batch_size eval_tokens", at_least_0="syntax_samples",
+configurator.check_settings(config, at_least_1="batch_size eval_tokens", at_least_0="syntax_samples",
                         choices={"split": ("val", "train")})
 run_device = training.pick_device(device)
 precision = training.resolve_dtype(dtype, run_device)
@@ -78,7 +79,8 @@ if checkpoint["kind"] == "gpt":
                "bits_per_byte": nats / math.log(2) / n_bytes, "top1": top1_hits / tokens, "top5": top5_hits / tokens}
     print(f"\n{where}, {split} split of {data_path}: {tokens:,} tokens ({n_bytes:,} bytes)")
     if syntax_samples > 0:  # a code model's samples, cut at their last complete statement
-        from analysis.syntax_check import code_samples, syntax_validity
+        from analysis.code_eval import code_samples
+        from code_check import syntax_validity
         torch.manual_seed(0)
         samples = code_samples(model, meta, data_path, syntax_samples, 250, 0.8, 200, run_device)
         results["syntax_validity"] = syntax_validity(samples)

@@ -1,7 +1,7 @@
 # A Python code model on the standard library's own source, trained on a 2-core CPU in ~14 minutes:
 #   python prepare/python_code.py            # no download: ~10M tokens, bpe.py vocab 2048
 #   python train_gpt.py config/python_code.py
-#   python analysis/syntax_check.py --out_dir=out-python-code --num_samples=50
+#   python analysis/code_eval.py --out_dir=out-python-code --free_samples=50 --num_tasks=0
 # 6 layers x 128 wide (1.5M parameters), 256 tokens (~3 lines of code per 32 tokens) of context,
 # with the CPU speedrun's ideas (Muon, RoPE, SwiGLU, qk_norm): 1,500 steps of 4,096 tokens in float32,
 # sized to fit the time on a 2-core AVX2 CPU (README, "A Python code model").

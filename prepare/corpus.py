@@ -115,7 +115,7 @@ def local_corpus(data_files, val_fraction, split_txt=split_at_eot):
     return corpus
 
 
-def train_bpe(args, corpus, max_chars):
+def train_bpe(args, corpus, max_chars, out_dir):
     """A bpe.py tokenizer trained on the train documents (the first max_chars characters of them
     if max_chars), saved to out_dir; returned as the identical, faster tiktoken encoding."""
     if not 257 <= args.vocab_size <= 2**16:
@@ -132,9 +132,12 @@ def train_bpe(args, corpus, max_chars):
                 seen += len(document)
                 if max_chars and seen >= max_chars:
                     return
-    tok = bpe.train(train_text(), args.vocab_size, pattern=bpe.PATTERNS[args.pattern], special_tokens=[EOT],
-                    uint16=True, verbose=True, num_proc=args.num_proc)
-    tok.save(os.path.join(args.out_dir, "tokenizer.bpe"))
+    try:
+        tok = bpe.train(train_text(), args.vocab_size, pattern=bpe.PATTERNS[args.pattern], special_tokens=[EOT],
+                        uint16=True, verbose=True, num_proc=args.num_proc)
+    except ValueError as e:  # no training text
+        training.fail(f"{e}: give the train split documents")
+    tok.save(os.path.join(out_dir, "tokenizer.bpe"))
     # tiktoken encodes the same ranks several times faster, in threads: check on the first documents
     # that its ids are exactly bpe.py's (streamed over the documents as one text)
     sample = [document + EOT for _, document in islice(corpus(), 200)]
@@ -145,22 +148,30 @@ def train_bpe(args, corpus, max_chars):
 
 
 def prepare(args, corpus, max_tokens=0):
-    """Tokenize corpus() into out_dir/{train.bin, val.bin, meta.json} (and tokenizer.bpe). With
-    max_tokens, train.bin stops at exactly that many tokens, and reading stops there too."""
+    """Tokenize corpus() into out_dir/{train.bin, val.bin, meta.json} (and tokenizer.bpe), built aside
+    and swapped in whole (data.new_dataset). With max_tokens, train.bin stops at exactly that many
+    tokens, and reading stops there too."""
     if args.num_proc < 1:
         training.fail(f"--num_proc must be at least 1, got {args.num_proc}")
+    if args.tokenizer not in ("gpt2", "bpe"):
+        training.fail(f"--tokenizer must be gpt2 or bpe, got {args.tokenizer!r}")
     training.make_dir(args.out_dir)
+    with data.new_dataset(args.out_dir) as staging:
+        meta = write_dataset(args, corpus, max_tokens, staging)
+    print(f"{meta['train_tokens']:,} train and {meta['val_tokens']:,} val tokens in {args.out_dir}")
+
+
+def write_dataset(args, corpus, max_tokens, out_dir):
+    """The tokenizer (if bpe), the bins and meta.json, in out_dir; returns the meta.json written."""
     if args.tokenizer == "gpt2":
         enc = data.gpt2_tokenizer()
         meta = {"vocab_size": enc.n_vocab, "tokenizer": "gpt2"}
-    elif args.tokenizer == "bpe":
-        enc, meta = train_bpe(args, corpus, max_chars=4 * max_tokens)  # ~4 characters per token
     else:
-        training.fail(f"--tokenizer must be gpt2 or bpe, got {args.tokenizer!r}")
+        enc, meta = train_bpe(args, corpus, 4 * max_tokens, out_dir)  # ~4 characters per token
 
     documents = corpus()
-    with data.token_file(os.path.join(args.out_dir, "train.bin")) as train_out, \
-            data.token_file(os.path.join(args.out_dir, "val.bin")) as val_out, \
+    with data.token_file(os.path.join(out_dir, "train.bin")) as train_out, \
+            data.token_file(os.path.join(out_dir, "val.bin")) as val_out, \
             tqdm(unit="tok", unit_scale=True, desc=f"tokenizing into {args.out_dir}") as progress:
         out = {"train": train_out, "val": val_out}
         while batch := list(islice(documents, 1024)):
@@ -178,5 +189,5 @@ def prepare(args, corpus, max_tokens=0):
         if writer.count == 0:
             training.fail(f"the {split} split is empty: give it documents (more data, or a larger --val_fraction)")
     meta.update(train_tokens=train_out.count, val_tokens=val_out.count)
-    data.write_meta(meta, args.out_dir)  # last: the dataset is complete once meta.json exists
-    print(f"{train_out.count:,} train and {val_out.count:,} val tokens in {args.out_dir}")
+    data.write_meta(meta, out_dir)  # last: the dataset is complete once meta.json exists
+    return meta

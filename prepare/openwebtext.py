@@ -75,11 +75,12 @@ def main():
     split = documents.train_test_split(test_size=val_size, seed=2357, shuffle=True)
     num_proc = args.num_proc if len(documents) >= 1000 else 1
     meta = {"vocab_size": 50257, "tokenizer": "gpt2"}
-    for name, dataset in (("train", split["train"]), ("val", split["test"])):
-        tokenized = dataset.map(tokenize, remove_columns=dataset.column_names, num_proc=num_proc,
-                                desc=f"tokenizing {name}")
-        meta[f"{name}_tokens"] = write_split(tokenized, os.path.join(args.out_dir, f"{name}.bin"))
-    data.write_meta(meta, args.out_dir)  # last: the dataset is complete once meta.json exists
+    with data.new_dataset(args.out_dir) as staging:  # built aside, swapped in whole
+        for name, dataset in (("train", split["train"]), ("val", split["test"])):
+            tokenized = dataset.map(tokenize, remove_columns=dataset.column_names, num_proc=num_proc,
+                                    desc=f"tokenizing {name}")
+            meta[f"{name}_tokens"] = write_split(tokenized, os.path.join(staging, f"{name}.bin"))
+        data.write_meta(meta, staging)  # last: the dataset is complete once meta.json exists
 
 
 if __name__ == "__main__":

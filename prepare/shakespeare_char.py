@@ -19,9 +19,10 @@ URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshake
 
 
 def read_text(input_path, out_dir):
-    """The local file if given, else a cached or freshly downloaded copy of tiny Shakespeare."""
+    """The local file if given, else a cached or freshly downloaded copy of tiny Shakespeare. A file
+    without text is an error: it would make an empty dataset."""
     if input_path:
-        return data.read_text_file(input_path)
+        return read_corpus(input_path)
     cached = os.path.join(out_dir, "input.txt")
     if not os.path.exists(cached):
         try:
@@ -32,7 +33,14 @@ def read_text(input_path, out_dir):
                           f"and run: python prepare/shakespeare_char.py --input PATH")
         with training.atomic_write(cached) as tmp_path, open(tmp_path, "wb") as f:
             f.write(raw)
-    return data.read_text_file(cached)
+    return read_corpus(cached)
+
+
+def read_corpus(path):
+    text = data.read_text_file(path)
+    if not text.strip():
+        training.fail(f"{path} holds no text ({'it is empty' if not text else 'only whitespace'}): nothing to prepare")
+    return text
 
 
 def prepare(out_dir="data/shakespeare_char", input_path=None):

@@ -59,6 +59,10 @@ def write_jsonl(rows, path):
 def prepare(out_dir="data/shakespeare_speakers", input_path=None, n_speakers=6, val_fraction=0.2):
     training.make_dir(out_dir)
     kept, train, val = split_by_speaker(speeches(read_text(input_path, out_dir)), n_speakers, val_fraction)
+    if not train or not val:
+        training.fail(f"no {'validation' if train else 'training'} speeches: the text needs blocks of lines "
+                      f"that start with a speaker's name and a colon (ROMEO:), --n_speakers at least 1 and "
+                      f"--val_fraction in (0, 1)")
     write_jsonl(train, os.path.join(out_dir, "train.jsonl"))
     write_jsonl(val, os.path.join(out_dir, "val.jsonl"))
     for speaker in kept:

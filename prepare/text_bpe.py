@@ -14,7 +14,6 @@ model does on text the tokenizer has not seen either.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def main():
         training.fail(f"unknown pattern {args.pattern!r}; choose one of {', '.join(bpe.PATTERNS)}")
     training.make_dir(args.out_dir)
     # several inputs are concatenated; none means tiny Shakespeare (cached or downloaded)
-    text = "".join(data.read_text_file(path) for path in args.input) or read_text(None, args.out_dir)
+    text = "".join(read_text(path, args.out_dir) for path in args.input) if args.input else read_text(None, args.out_dir)
 
     n = len(text)
     train_text, val_text = text[:int(n * 0.9)], text[int(n * 0.9):]
@@ -45,10 +44,8 @@ def main():
         tok = bpe.train(train_text, args.vocab_size, pattern=bpe.PATTERNS[args.pattern], uint16=True, verbose=True)
     except ValueError as e:
         training.fail(str(e))
-    tok.save(os.path.join(args.out_dir, "tokenizer.bpe"))
-
     data.write_dataset(args.out_dir, tok.encode_ordinary(train_text), tok.encode_ordinary(val_text),
-                           {"vocab_size": tok.n_vocab, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe"})
+                       {"vocab_size": tok.n_vocab, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe"}, tokenizer=tok)
 
 
 if __name__ == "__main__":

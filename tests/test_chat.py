@@ -3,6 +3,7 @@ code model trained here (and on a tiny random model in GPT-2's Hugging Face form
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,33 @@ def test_greedy_replies_max_and_reset(out_dir):
 def test_end_of_input_exits_cleanly(out_dir):
     code, turns = chat(out_dir, [])
     assert code == 0 and len(turns) == 2 and turns[1] == "\n"
+
+
+def read_until(stream, marker):
+    """What the chat prints up to and including marker (the prompt "> " has no newline after it)."""
+    text = ""
+    while not text.endswith(marker):
+        char = stream.read(1)
+        assert char, f"the chat ended before printing {marker!r}: {text!r}"
+        text += char
+    return text
+
+
+def test_ctrl_c_stops_a_reply_and_the_chat_goes_on_then_at_the_prompt_leaves(out_dir):
+    env = {**ENV, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "sample.py", f"--out_dir={out_dir}", "--chat=True", "--device=cpu"],
+                               cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    read_until(process.stdout, "> ")
+    process.stdin.write("max 100000\nclass A:\n")  # a reply far longer than the test waits
+    process.stdin.flush()
+    read_until(process.stdout, "> ")  # "(max = 100000)"
+    read_until(process.stdout, "\n")  # the reply is streaming: its first line is out
+    process.send_signal(signal.SIGINT)
+    read_until(process.stdout, " (stopped)\n> ")  # the reply ends there, and a new prompt follows
+    process.send_signal(signal.SIGINT)  # at the prompt: leave
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0 and "Traceback" not in stderr, stderr
 
 
 @needs("GPT2_TIKTOKEN_FILE")

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+import configurator
 import data
 import training
 
@@ -400,7 +401,7 @@ BAD_INPUT = {
     "zero samples": (None, ["sample.py"], ["--num_samples=0"], "num_samples must be at least 1, got 0"),
     "negative temperature": (None, ["sample.py"], ["--temperature=-0.5"], "temperature must be >= 0"),
     "mistyped key": (None, ["train_gpt.py"], ["--max_iter=5"], "did you mean max_iters"),
-    # every numeric setting's range is checked by its script (training.check_settings), before anything is written
+    # every numeric setting's range is checked by its script (configurator.check_settings), before anything is written
     "zero batch": (None, ["train_gpt.py"], ["--batch_size=0"], "batch_size must be at least 1, got 0"),
     "zero block": (None, ["train_gpt.py"], ["--block_size=0"], "block_size must be at least 1, got 0"),
     "zero heads": (None, ["train_gpt.py"], ["--n_head=0"], "n_head must be at least 1, got 0"),

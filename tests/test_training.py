@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import configurator
 import data
 import training
 from conftest import needs  # noqa: E402
@@ -23,7 +24,7 @@ DEFAULTS = {"batch_size": 12, "learning_rate": 6e-4, "compile": True, "device": 
 
 
 def test_command_line_overrides_are_parsed_and_typed():
-    config = training.configure(DEFAULTS, ["--batch_size=32", "--learning_rate", "1", "--compile=False",
+    config = configurator.configure(DEFAULTS, ["--batch_size=32", "--learning_rate", "1", "--compile=False",
                                            "--device=cpu", "--init_from", "123", "--wandb_run_name=run1"])
     assert config == {"batch_size": 32, "learning_rate": 1.0, "compile": False, "device": "cpu",
                       "init_from": "123", "wandb_run_name": "run1"}
@@ -33,13 +34,13 @@ def test_command_line_overrides_are_parsed_and_typed():
 def test_config_file_then_overrides_in_order(tmp_path):
     path = tmp_path / "cfg.py"
     path.write_text("import math\nbatch_size = 64\nlearning_rate = 3e-4\n_private = 1\n")
-    config = training.configure(DEFAULTS, [str(path), "--batch_size=8"])
+    config = configurator.configure(DEFAULTS, [str(path), "--batch_size=8"])
     assert config["batch_size"] == 8 and config["learning_rate"] == 3e-4
 
 
 def test_a_typo_names_the_nearest_keys():
     with pytest.raises(SystemExit, match=r"unknown config key 'batch_sise' .*did you mean batch_size\?"):
-        training.configure(DEFAULTS, ["--batch_sise=3"])
+        configurator.configure(DEFAULTS, ["--batch_sise=3"])
 
 
 @pytest.mark.parametrize("arg, message", [
@@ -49,14 +50,14 @@ def test_a_typo_names_the_nearest_keys():
 ])
 def test_a_bad_value_is_a_one_line_error(arg, message):
     with pytest.raises(SystemExit, match=message):
-        training.configure(DEFAULTS, [arg])
+        configurator.configure(DEFAULTS, [arg])
 
 
 def test_a_typo_in_a_config_file_is_caught(tmp_path):
     path = tmp_path / "cfg.py"
     path.write_text("learning_rat = 1e-3\n")
     with pytest.raises(SystemExit, match=r"unknown config key 'learning_rat' \(from .*cfg.py\); did you mean learning_rate"):
-        training.configure(DEFAULTS, [str(path)])
+        configurator.configure(DEFAULTS, [str(path)])
 
 
 def test_learning_rate_schedule_by_hand():
@@ -119,9 +120,9 @@ def test_offline_gpt2_tokenizer_matches_gpt2():
 
 
 def test_an_auto_setting_also_takes_true_or_false():
-    config = training.configure({"compile": "auto"}, ["--compile=True"])
+    config = configurator.configure({"compile": "auto"}, ["--compile=True"])
     assert config["compile"] is True
-    assert training.configure({"compile": "auto"}, [])["compile"] == "auto"
+    assert configurator.configure({"compile": "auto"}, [])["compile"] == "auto"
     assert training.resolve_compile("auto", "cuda:0") and not training.resolve_compile("auto", "cpu")
     assert training.resolve_compile(True, "cpu")  # an explicit True compiles on a CPU too
 
@@ -276,8 +277,8 @@ SCRIPT_OF_CONFIG = {"vit_": "train_vit.py", "classify_": "train_classifier.py"}
 @pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "config").glob("*.py")))
 def test_every_shipped_config_sets_only_settings_of_its_script_with_their_types(config_file):
     script = next((s for prefix, s in SCRIPT_OF_CONFIG.items() if config_file.startswith(prefix)), "train_gpt.py")
-    defaults = training.script_settings(REPO / script)
+    defaults = configurator.script_settings(REPO / script)
     assert {"out_dir", "learning_rate"} <= set(defaults)  # the parser found the script's settings
     # a key the script lacks, or a value of another type, is a SystemExit naming it
-    config = training.configure(defaults, [str(REPO / "config" / config_file)])
+    config = configurator.configure(defaults, [str(REPO / "config" / config_file)])
     assert set(config) == set(defaults)
