@@ -312,6 +312,9 @@ if init_mode == "resume":
     # a run stopped mid-epoch continues at the step after the last one it trained
     start_step, resumed_loss_sum = checkpoint["step_in_epoch"], checkpoint["loss_sum"]
     train_sampler.skip = start_step * batch_size
+    if ddp.master:
+        print(f"resumed from {ckpt_path} at epoch {epoch}/{epochs}, step {start_step} of {steps_per_epoch} "
+              f"(best top-1 {best_top1:.2%})")
     training.set_rng_state(checkpoint["rng"][min(ddp.rank, len(checkpoint["rng"]) - 1)])
     del checkpoint
 # `model` stays the plain module (what we save); `fast_model` may be compiled; `train_model` adds DDP
@@ -377,7 +380,7 @@ def save(step_in_epoch, loss_sum, last=True, best=False):
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 if init_mode == "resume" and not eval_only:
     metrics.forget_after("epoch", epoch)
-last_log_time = time.time()
+last_log_time, steps_since_log = time.time(), 0  # a resumed run's first line covers fewer than log_interval
 total_steps = epochs * steps_per_epoch
 warmup_steps = int(warmup_epochs * steps_per_epoch)
 images_per_step = batch_size * ddp.world_size
@@ -408,6 +411,7 @@ while epoch < last_epoch and not (eval_only or stopped):
         scaler.scale(loss).backward()
         training.optimizer_step(model, optim, scaler, grad_clip, guard, step, ddp.master)
         loss_sum += loss.detach()
+        steps_since_log += 1
 
         if first_step and ddp.master:
             print(f"first step done in {time.time() - last_log_time:.1f}s" + (" (compile included)" if compile_model else ""))
@@ -415,11 +419,12 @@ while epoch < last_epoch and not (eval_only or stopped):
         if log_interval > 0 and (step + 1) % log_interval == 0:
             guard.check()
             loss_value = loss.item()  # waits for the GPU, so the time below is real
-            dt, last_log_time = time.time() - last_log_time, time.time()
+            dt = (time.time() - last_log_time) / steps_since_log  # seconds per step
+            last_log_time, steps_since_log = time.time(), 0
             if ddp.master:
-                left = (last_epoch * steps_per_epoch - step - 1) * dt / log_interval  # evaluations not counted
+                left = (last_epoch * steps_per_epoch - step - 1) * dt  # evaluations not counted
                 print(f"epoch {epoch} step {step + 1}/{total_steps}: loss {loss_value:.4f}, lr {lr:.2e}, "
-                      f"{log_interval * images_per_step / dt:,.0f} img/s, ~{training.duration(left)} left")
+                      f"{images_per_step / dt:,.0f} img/s, ~{training.duration(left)} left")
         if stop.agreed():
             save(step_in_epoch + 1, loss_sum.item())
             if ddp.master:
@@ -454,7 +459,7 @@ while epoch < last_epoch and not (eval_only or stopped):
         save(0, 0.0, best=is_best)
     elif ddp.master:
         print(f"val loss is {val_loss}: not saving this model over the last good checkpoint")
-    last_log_time = time.time()  # evaluation and checkpoints don't count in the next img/s
+    last_log_time, steps_since_log = time.time(), 0  # evaluation and checkpoints don't count in the next img/s
 
 if val_images > 0 and trained and epoch == epochs:
     # the held-out images chose best.pt; the test split is read once, now, by that model

@@ -323,6 +323,14 @@ def test_training_script_writes_a_log_and_a_best_checkpoint_gpt_loads(dataset):
     latest = torch.load(out / "ckpt.pt", weights_only=True)
     assert latest["iter_num"] == 30 and "optimizer" in latest
 
+    # its log and its parameter count read as train_gpt.py's do: analysis/compare.py has no note on them
+    n_params = model.get_num_params()
+    assert f"{n_params / 1e6:.2f}M parameters" in result.stdout
+    compared = run("analysis/compare.py", str(out), f"--out={dataset / 'compare' / 'c.html'}")
+    assert compared.returncode == 0 and "predates" not in compared.stdout + compared.stderr, compared.stdout
+    row = next(line for line in compared.stdout.splitlines() if line.split()[:2] == [out.name, "GPT"])
+    assert row.split()[2] == f"{n_params / 1e3:.1f}k"  # compare's 3 significant digits
+
 
 def test_a_missing_dataset_is_a_one_line_error(dataset):
     result = run(*TINY_RUN, f"--data_dir={dataset / 'nowhere'}", f"--out_dir={dataset / 'out2'}")
