@@ -302,10 +302,10 @@ class Tokenizer:
         except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
             raise ValueError(f"{path}: the pattern (line 2) and special tokens (line 3) must be JSON: {e}") from None
         if not (pattern is None or isinstance(pattern, str)):
-            raise ValueError(f"{path}: the pattern (line 2) must be a string or null, got {pattern!r}"[:300])
+            raise ValueError(f"{path}: the pattern (line 2) must be a string or null, got {pattern!r:.100}")
         if not (isinstance(special_tokens, dict) and all(
                 isinstance(i, int) and not isinstance(i, bool) and i >= 0 and s for s, i in special_tokens.items())):
-            raise ValueError(f"{path}: the special tokens (line 3) must map non-empty strings to ids >= 0, "
+            raise ValueError(f"{path}: the special tokens (line 3) must map strings to ids >= 0 (no string empty), "
                              f"got {lines[2][:200]}")
         try:
             tok = cls(_parse_rank_lines(lines[3:]), special_tokens, pattern)
@@ -740,7 +740,7 @@ def _load_tokenizer(path):
     try:
         return Tokenizer.load(path)
     except ValueError as e:
-        _fail(f"{e}")
+        _fail(str(e))
 
 
 def main(argv=None):
@@ -770,7 +770,10 @@ def main(argv=None):
             _check_output_file(args.out)  # before training, which may take long
             tok = train(_existing_files(args.input), args.vocab_size, pattern=pattern, special_tokens=args.special,
                         uint16=args.uint16, verbose=True)
-            tok.save(args.out)
+            try:
+                tok.save(args.out)
+            except OSError as e:  # a full disk, a directory made unwritable while training ran
+                _fail(f"could not write {args.out}: {e.strerror or e}")
             print(f"wrote {args.out}: {tok.n_vocab} ids ({len(tok.mergeable_ranks)} ranks, "
                   f"{len(tok.special_tokens)} special)", file=sys.stderr)
         elif args.command == "encode":

@@ -176,17 +176,9 @@ def check_new_dataset(staging, data_dir):
 
 
 def swap_in(staging, target):
-    """Put the dataset in staging where target is, as a unit: two renames of whole directories. What
-    target holds besides its dataset (a downloaded input.txt, your own files) is hard-linked (copied
-    where links are not supported) into the new one first, so nothing but the dataset is replaced."""
+    """Put the dataset in staging where target is, as a unit: two renames of whole directories."""
     if os.path.isdir(target):
-        old_dataset = dataset_files(target)
-        for entry in os.listdir(target):
-            if entry not in old_dataset and not entry.startswith(".tmp-") and not os.path.lexists(os.path.join(staging, entry)):
-                try:
-                    os.link(os.path.join(target, entry), os.path.join(staging, entry), follow_symlinks=False)
-                except OSError:
-                    shutil.copy2(os.path.join(target, entry), os.path.join(staging, entry), follow_symlinks=False)
+        link_other_files(target, staging)
         aside = f"{target}.old-{os.getpid()}"
         os.rename(target, aside)
         os.rename(staging, target)
@@ -198,6 +190,21 @@ def swap_in(staging, target):
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def link_other_files(old_dir, new_dir):
+    """A hard link in new_dir to each file of old_dir that is not part of its dataset (a downloaded
+    input.txt, your own files), a copy where the filesystem has no hard links: replacing a dataset
+    replaces nothing else. Files of a write a killed process left (.tmp-*) stay behind."""
+    skip = dataset_files(old_dir)
+    for name in os.listdir(old_dir):
+        old, new = os.path.join(old_dir, name), os.path.join(new_dir, name)
+        if name in skip or name.startswith(".tmp-") or os.path.lexists(new):
+            continue
+        try:
+            os.link(old, new, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(old, new, follow_symlinks=False)
 
 
 def dataset_files(data_dir):
@@ -317,9 +324,14 @@ def read_meta(data_dir, prepare_hint):
     if not (isinstance(fingerprints, dict) and all(isinstance(v, str) for v in fingerprints.values())):
         fail(f"{path}: fingerprints must map file names to strings, got {reprlib.repr(fingerprints)}; prepare the "
              f"dataset again: {prepare_hint}")
+    for key in ("train_tokens", "val_tokens"):
+        count = meta.get(key, 0)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            fail(f"{path}: {key} must be a token count (an int >= 0), got {reprlib.repr(count)}; prepare the dataset "
+                 f"again: {prepare_hint}")
     name = meta.get("tokenizer_file")
-    if meta.get("tokenizer") == "bpe" and not (isinstance(name, str) and name == os.path.basename(name)
-                                               and name not in ("", ".", "..")):
+    if (meta.get("tokenizer") == "bpe" or name is not None) and not (
+            isinstance(name, str) and name == os.path.basename(name) and name not in ("", ".", "..")):
         fail(f"{path}: a bpe tokenizer needs the name of its tokenizer_file (a file beside meta.json), got "
              f"{reprlib.repr(name)}; prepare the dataset again: {prepare_hint}")
     return meta
@@ -377,8 +389,46 @@ def load_tokenizer(meta, data_dir):
     if kind == "bpe":
         tok = read_bpe_file(os.path.join(data_dir, meta["tokenizer_file"]))
         check_fingerprint(data_dir, meta, meta["tokenizer_file"])
+        if tok.n_vocab != meta["vocab_size"]:  # a model's ids beyond the tokenizer's could not be decoded
+            fail(f"{os.path.join(data_dir, 'meta.json')} says vocab_size={meta['vocab_size']}, but its tokenizer file "
+                 f"has {tok.n_vocab} ids; prepare the dataset again")
         return tok.encode_ordinary, tok.decode
     fail(f"{os.path.join(data_dir, 'meta.json')} names an unknown tokenizer {kind!r} (char, gpt2 or bpe)")
+
+
+# -----------------------------------------------------------------------------
+# labelled texts for train_classifier.py: JSONL
+
+def read_jsonl(path):
+    """train_classifier.py's own data: (texts, labels) from a JSONL file of {"text": non-empty str, "label": int >= 0 or str}."""
+    if not os.path.isfile(path):
+        fail(f"{path} does not exist")
+    texts, labels = [], []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line_no, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path} line {line_no}"
+                try:
+                    row = json.loads(line)
+                except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError; deep nesting is not
+                    fail(f"{where} is not JSON ({type(e).__name__}: {str(e):.100})")
+                if not isinstance(row, dict) or "text" not in row or "label" not in row:
+                    fail(f'{where} must be an object with "text" and "label", got {line.strip()!r:.80}')
+                text, label = row["text"], row["label"]
+                if not isinstance(text, str) or not text.strip():
+                    fail(f"{where}: the text must be a non-empty string, got {text!r:.80}")
+                # bool is a subclass of int in Python: refuse it explicitly
+                if isinstance(label, bool) or not (isinstance(label, str) and label or isinstance(label, int) and label >= 0):
+                    fail(f"{where}: the label must be an int >= 0 or a non-empty string, got {label!r:.80}")
+                texts.append(text)
+                labels.append(label)
+    except UnicodeDecodeError as e:
+        fail(not_utf8(path, e))
+    if not texts:
+        fail(f"{path} holds no examples")
+    return texts, labels
 
 
 # -----------------------------------------------------------------------------

@@ -159,35 +159,6 @@ if predict:  # classify one text with out_dir/best.pt and exit
 # data: texts and integer labels, with the class names in label order
 
 
-def read_jsonl(path):
-    """(texts, labels) from a JSONL file of {"text": non-empty str, "label": int >= 0 or str}."""
-    if not os.path.isfile(path):
-        training.fail(f"{path} does not exist")
-    texts, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path} line {line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                training.fail(f"{where} is not JSON ({e})")
-            if not isinstance(row, dict) or "text" not in row or "label" not in row:
-                training.fail(f'{where} must be an object with "text" and "label", got {line.strip()[:80]}')
-            text, label = row["text"], row["label"]
-            if not isinstance(text, str) or not text.strip():
-                training.fail(f"{where}: the text must be a non-empty string, got {text!r}")
-            # bool is a subclass of int in Python: refuse it explicitly
-            if isinstance(label, bool) or not (isinstance(label, str) and label or isinstance(label, int) and label >= 0):
-                training.fail(f"{where}: the label must be an int >= 0 or a non-empty string, got {label!r}")
-            texts.append(text)
-            labels.append(label)
-    if not texts:
-        training.fail(f"{path} holds no examples")
-    return texts, labels
-
-
 def label_ids(train_labels, val_labels):
     """(train ids, val ids, class names). Int labels are their own ids (names '0', '1', ...); string
     labels are numbered in sorted order, so the numbering does not depend on the order of the file."""
@@ -224,8 +195,8 @@ def load_hf_dataset(name):
 if dataset:
     train_texts, train_labels, val_texts, val_labels, class_names = load_hf_dataset(dataset)
 else:
-    train_texts, train_labels = read_jsonl(train_file)
-    val_texts, val_labels = read_jsonl(val_file)
+    train_texts, train_labels = data.read_jsonl(train_file)
+    val_texts, val_labels = data.read_jsonl(val_file)
     train_labels, val_labels, class_names = label_ids(train_labels, val_labels)
 n_classes = len(class_names)
 if n_classes < 2:

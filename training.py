@@ -308,12 +308,15 @@ def load_checkpoint(path, model_name, hint="train first, or check --out_dir", re
     if not isinstance(checkpoint, dict) or checkpoint.get("kind") not in (
             ("gpt", "vit") if model_name is None else (model_name.lower(),)):
         kind = checkpoint.get("kind") if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        fail(f"{path} is a {kind!r} checkpoint, not a {model_name or 'GPT or ViT'}'s")
+        fail(f"{path} is a {str(kind)[:40]!r} checkpoint, not a {model_name or 'GPT or ViT'}'s")
     missing = [key for key in CHECKPOINT_KEYS + (("optimizer", "rng") if resume else ()) if key not in checkpoint]
     if missing:
         fail(f"{path} lacks {', '.join(missing)}" + (": best.pt holds weights only, resume needs a ckpt.pt"
                                                      if resume and "model_args" not in missing else
                                                      ": it was not written by this project's training scripts"))
+    if not all(isinstance(checkpoint[key], dict) for key in CHECKPOINT_KEYS):  # scripts unpack them: **model_args
+        fail(f"{path} has a model, model_args or config that is not a table: it was not written by this "
+             f"project's training scripts")
     return checkpoint
 
 

@@ -147,21 +147,22 @@ def train_bpe(args, corpus, max_chars, out_dir):
     return fast, {"vocab_size": tok.n_vocab, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe"}
 
 
-def prepare(args, corpus, max_tokens=0):
+def prepare(args, corpus, max_tokens=0, add_files=None):
     """Tokenize corpus() into out_dir/{train.bin, val.bin, meta.json} (and tokenizer.bpe), built aside
     and swapped in whole (data.new_dataset). With max_tokens, train.bin stops at exactly that many
-    tokens, and reading stops there too."""
+    tokens, and reading stops there too. add_files(dataset_dir, meta), if given, writes a script's own
+    files beside the bins and adds its keys to meta, before meta.json: they are swapped in with the rest."""
     if args.num_proc < 1:
         training.fail(f"--num_proc must be at least 1, got {args.num_proc}")
     if args.tokenizer not in ("gpt2", "bpe"):
         training.fail(f"--tokenizer must be gpt2 or bpe, got {args.tokenizer!r}")
     training.make_dir(args.out_dir)
     with data.new_dataset(args.out_dir) as staging:
-        meta = write_dataset(args, corpus, max_tokens, staging)
+        meta = write_dataset(args, corpus, max_tokens, staging, add_files)
     print(f"{meta['train_tokens']:,} train and {meta['val_tokens']:,} val tokens in {args.out_dir}")
 
 
-def write_dataset(args, corpus, max_tokens, out_dir):
+def write_dataset(args, corpus, max_tokens, out_dir, add_files):
     """The tokenizer (if bpe), the bins and meta.json, in out_dir; returns the meta.json written."""
     if args.tokenizer == "gpt2":
         enc = data.gpt2_tokenizer()
@@ -189,5 +190,7 @@ def write_dataset(args, corpus, max_tokens, out_dir):
         if writer.count == 0:
             training.fail(f"the {split} split is empty: give it documents (more data, or a larger --val_fraction)")
     meta.update(train_tokens=train_out.count, val_tokens=val_out.count)
+    if add_files:
+        add_files(out_dir, meta)
     data.write_meta(meta, out_dir)  # last: the dataset is complete once meta.json exists
     return meta

@@ -14,11 +14,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
-import configurator
 import data
 import training
 
@@ -218,37 +216,6 @@ def test_a_full_disk_is_a_one_line_error_naming_the_file_and_leaves_the_previous
     assert training.load_checkpoint(path, "GPT")["iter_num"] == 1 and os.listdir(tmp_path) == ["ckpt.pt"]
 
 
-@pytest.mark.parametrize("killed_before", ["write_dataset", "write_meta"])
-def test_a_dataset_changes_as_a_unit_an_interrupted_prepare_is_refused(tmp_path, monkeypatch, killed_before):
-    """prepare/text_bpe.py writes tokenizer.bpe, then the bins, then meta.json. Killed before the bins
-    or before meta.json, the new files sit beside the old meta.json: their fingerprints disagree."""
-    from prepare import text_bpe
-    (tmp_path / "input.txt").write_text(TEXT)
-    data_dir = tmp_path / "data_dir"
-    monkeypatch.setattr(sys, "argv", ["text_bpe.py", "--input", str(tmp_path / "input.txt"), "--vocab_size=300",
-                                      "--out_dir", str(data_dir)])
-    text_bpe.main()
-    meta = data.read_meta(str(data_dir), "")
-    data.load_tokenizer(meta, str(data_dir))  # the complete dataset passes
-    data.check_token_bins(str(data_dir), meta, 8, "")
-
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt
-    monkeypatch.setattr(data, killed_before, killed)
-    monkeypatch.setattr(sys, "argv", sys.argv[:-3] + ["--vocab_size=280", "--out_dir", str(data_dir)])
-    with pytest.raises(KeyboardInterrupt):
-        text_bpe.main()
-    assert data.read_meta(str(data_dir), "") == meta  # the old meta.json, beside a new tokenizer.bpe
-    with pytest.raises(SystemExit, match="tokenizer.bpe is not the file .* was written with: damaged, or written by a prepare interrupted"):
-        data.load_tokenizer(meta, str(data_dir))
-    result = run("train_gpt.py", *TINY_MODEL, f"--data_dir={tmp_path}", "--dataset=data_dir", f"--out_dir={tmp_path / 'out'}",
-                 "--max_iters=1", check=False)
-    if killed_before == "write_meta":  # the bins were rewritten too
-        assert "train.bin is not the file" in last_error_line(result)
-    else:
-        assert result.returncode == 0  # old bins, old meta.json: training is right; only decoding would not be
-
-
 def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "ckpt.pt"
     writer = (f"import sys, torch; sys.path.insert(0, {ROOT!r}); import training\n"
@@ -383,6 +350,25 @@ def bpe_tokenizer_file(text):
 BPE_HEADER = "tinyformers-bpe v1\n"
 
 
+def empty_file(workdir):
+    (workdir / "empty.txt").write_text("")
+
+
+def short_dataset(workdir):
+    """data/tiny replaced by a dataset of 12 train tokens, fewer than one window of block_size=32."""
+    data.write_dataset(str(workdir / "data" / "tiny"), [0, 1, 2, 3] * 3, [3, 2, 1, 0] * 20, {"vocab_size": 4})
+
+
+def bpe_dataset_with_another_tokenizer(workdir):
+    """data/bpe as a prepare killed mid-way left it before datasets were swapped in whole: one run's bins
+    and meta.json beside another run's tokenizer file."""
+    import bpe
+    tok = bpe.train(TEXT, 300)
+    data.write_dataset(str(workdir / "data" / "bpe"), tok.encode_ordinary(TEXT[:6000]), tok.encode_ordinary(TEXT[6000:]),
+                       {"vocab_size": tok.n_vocab, "tokenizer": "bpe", "tokenizer_file": "tokenizer.bpe"}, tokenizer=tok)
+    bpe.train(TEXT, 280).save(workdir / "data" / "bpe" / "tokenizer.bpe")
+
+
 BAD_INPUT = {
     "truncated bin": (truncate_train_bin, ["train_gpt.py"], [],
                       "train.bin is not the file WORKDIR/data/tiny/meta.json was written with: damaged"),
@@ -460,6 +446,26 @@ BAD_INPUT = {
                                            "fingerprints must map file names to strings, got 7"),
     "meta.json bpe without its file": (write_meta('{"vocab_size": 5, "tokenizer": "bpe"}'), ["train_gpt.py"], [],
                                        "a bpe tokenizer needs the name of its tokenizer_file"),
+    # a prepare replaces a dataset whole, with a sane one, or not at all (killed at any step: test_bad_input.py)
+    "empty corpus over a dataset": (empty_file, ["prepare/shakespeare_char.py"], ["--input", "WORKDIR/empty.txt", "--out_dir",
+                                    "WORKDIR/data/tiny"], "empty.txt holds no text (it is empty): nothing to prepare"),
+    "empty bpe corpus over a dataset": (empty_file, ["prepare/text_bpe.py"], ["--input", "WORKDIR/empty.txt", "--out_dir",
+                                        "WORKDIR/data/tiny"], "empty.txt holds no text (it is empty): nothing to prepare"),
+    "prepare into a folder of datasets": (None, ["prepare/shakespeare_char.py"], ["--input", "WORKDIR/input.txt", "--out_dir",
+                                          "WORKDIR/data"], "holds the folder 'tiny', and a dataset replaces its whole directory"),
+    "dataset of two prepares": (bpe_dataset_with_another_tokenizer, ["train_gpt.py"], ["--dataset=bpe"],
+                                "tokenizer.bpe is not the file WORKDIR/data/bpe/meta.json was written with"),
+    "dataset shorter than one block": (short_dataset, ["train_gpt.py"], [],
+                                       "train.bin has only 12 tokens, too few for block_size=32"),
+    # bpe.py's command line: empty inputs, and the output path checked before training
+    "bpe on an empty file": (empty_file, ["bpe.py"], ["train", "--input", "WORKDIR/empty.txt", "--vocab_size", "300", "--out",
+                             "WORKDIR/t.bpe"], "input file WORKDIR/empty.txt is empty"),
+    "empty special token": (None, ["bpe.py"], ["train", "--input", "WORKDIR/input.txt", "--vocab_size", "300", "--special", "",
+                            "--out", "WORKDIR/t.bpe"], "special tokens must be non-empty strings, got ['']"),
+    "bpe output in a missing directory": (None, ["bpe.py"], ["train", "--input", "WORKDIR/input.txt", "--vocab_size", "300",
+                                          "--out", "WORKDIR/nowhere/t.bpe"], "the directory WORKDIR/nowhere does not exist"),
+    "bpe output a directory": (None, ["bpe.py"], ["train", "--input", "WORKDIR/input.txt", "--vocab_size", "300", "--out",
+                               "WORKDIR/data"], "--out WORKDIR/data is a directory: name the tokenizer file to write"),
 }
 
 
