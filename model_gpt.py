@@ -193,8 +193,9 @@ class CausalSelfAttention(nn.Module):
             att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)            # (B, nh, T, T_keys)
             allowed = self.causal_mask[:, :, :T, :T] if mask is None else mask
             att = att.masked_fill(~allowed, float("-inf"))
-            # at least fp32 even under bf16 autocast: a bf16 softmax rounds the weights to ~3 digits
-            att = F.softmax(att.to(torch.promote_types(att.dtype, torch.float32)), dim=-1).type_as(v)
+            # bf16 under autocast on a CPU (CUDA's autocast makes it fp32): the CPU kernel sums in fp32
+            # and rounds once, giving an fp32 softmax's weights rounded to bf16 without casting (T, T)
+            att = F.softmax(att, dim=-1)
             att = self.attn_dropout(att)
             y = att @ v                                                # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)               # re-assemble the heads

@@ -9,7 +9,7 @@ cross-entropy, backward, clip, AdamW step.
 
     python bench/bench_gpt.py                    # eager only
     python bench/bench_gpt.py --compile=True     # also compiled (minutes of compiling on a CPU)
-    python bench/bench_gpt.py --shapes="CPU default"   # the small shape only (bf16 without AMX: slow)
+    python bench/bench_gpt.py --shapes="CPU default"   # the small shape only (bf16 emulated on a CPU: slow)
 
 bf16 pays off on CPUs only where the hardware multiplies bf16 (AMX, AVX512-BF16); elsewhere torch
 converts each operand to fp32 and back, and bf16 runs slower than fp32. The first line says which

@@ -12,15 +12,17 @@ them go to a JSON report; the exit status is 1 if any check failed.
   torchrun     train_gpt.py under `torchrun --standalone --nproc_per_node=1` (NCCL on a GPU) ends
                with the weights of the same run in a plain process
   vit_speed    the ViT recipe's (config/vit_cifar10.py) training step: images/s and MFU
-  kernelbench  code_check's KernelBench execution check of a reference kernel
+  kernelbench  code_check's KernelBench execution check: its reference ReLU kernel, compiled, against
+               KernelBench's ReLU problem (--kernelbench=kernelbench.tar.gz)
 
-    python bench/gpu_check.py                           # the peak is looked up from the GPU's name
+    python bench/gpu_check.py --kernelbench=kernelbench.tar.gz  # the peak is looked up from the GPU's name
     python bench/gpu_check.py --peak_flops=312e12       # or given: one device's dense bf16 FLOP/s
     python bench/gpu_check.py --device=cpu --tiny=True  # every check on tiny models, on a CPU
 
 --tiny=True runs each check on models and step counts small enough for a CPU (tests/test_gpu_check.py
-does), so that the day this first meets a GPU only the GPU can fail. There the ranks talk through gloo
-instead of NCCL, compile is skipped unless --compile=True, and fp16 runs with a CPU grad scaler.
+does), so that the day this first meets a GPU only the GPU can fail. On a CPU the ranks talk through
+gloo instead of NCCL, compile is skipped unless --compile=True, bf16 stands in for fp16 (with a CPU
+grad scaler), and KernelBench's harness runs with torch.relu standing in for the kernel.
 
 Data: data_dir/shakespeare, prepared on first use from tiny Shakespeare (downloaded, or offline
 --shakespeare=a local input.txt) with GPT-2's tokenizer (offline: GPT2_TIKTOKEN_FILE=a local
@@ -30,6 +32,7 @@ workers): if a real run is slower, the workers are the limit (train_vit.py's img
 
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -59,6 +62,7 @@ min_gpt_mfu = 0.20       # gpt2_speed passes at this MFU or more
 min_vit_mfu = 0.10       # vit_speed likewise (docs/vit.md estimates 15-25% on an H100)
 data_dir = "data"        # the GPT-2 tokens of tiny Shakespeare are in data_dir/shakespeare
 shakespeare = ""         # a local copy of tiny Shakespeare's input.txt, to prepare the data offline
+kernelbench = ""         # KernelBench's problems: kernelbench.tar.gz, or a directory holding KernelBench/level1
 report = "gpu_check.json"
 # -----------------------------------------------------------------------------
 config = configurator.configure(globals(), sys.argv[1:])
@@ -66,12 +70,12 @@ globals().update(config)
 configurator.check_settings(config, at_least_0="peak_flops min_gpt_mfu min_vit_mfu")
 
 # the sizes of each check: GPT-2 small on a GPU, or small enough for a CPU (--tiny=True)
-FULL = dict(gpt={}, gpt_batch=8, lr=6e-4, gpt2_steps=300, fp16_steps=100, warmup=10, new_tokens=64,
+FULL = dict(gpt={}, gpt_batch=8, lr=6e-4, gpt2_steps=300, fp16_steps=100, warmup=10, prompt=32, new_tokens=64,
             torchrun=["--n_layer=4", "--n_head=4", "--n_embd=256", "--block_size=256", "--batch_size=8",
                       "--max_iters=20"],
             vit={}, vit_batch=512, vit_steps=20)
 TINY = dict(gpt=dict(n_layer=2, n_head=2, n_embd=64, block_size=32), gpt_batch=4, lr=6e-3, gpt2_steps=40,
-            fp16_steps=40, warmup=2, new_tokens=16,
+            fp16_steps=40, warmup=2, prompt=16, new_tokens=16,
             torchrun=["--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
                       "--max_iters=4"],
             vit=dict(n_layer=2, n_head=2, n_embd=48), vit_batch=32, vit_steps=3)
@@ -84,9 +88,9 @@ device = training.pick_device(device)
 device_type = device.split(":")[0]
 precision = training.resolve_dtype(dtype, device)
 compile_model = training.resolve_compile(compile, device)
-name = torch.cuda.get_device_name(device) if device_type == "cuda" else device
-peak = peak_flops or next((flops for key, flops in PEAKS if key in name), 0.0)
-print(f"{name}, torch {torch.__version__}, {precision}, compile {compile_model}, "
+device_name = torch.cuda.get_device_name(device) if device_type == "cuda" else device
+peak = peak_flops or next((flops for key, flops in PEAKS if key in device_name), 0.0)
+print(f"{device_name}, torch {torch.__version__}, {precision}, compile {compile_model}, "
       + (f"peak {peak / 1e12:.0f} TFLOP/s" if peak else "peak unknown (--peak_flops=... for MFU)"), flush=True)
 torch.backends.cuda.matmul.allow_tf32 = True  # as the training scripts
 torch.backends.cudnn.allow_tf32 = True
@@ -163,7 +167,7 @@ def check(name, function):
     start = time.perf_counter()
     try:
         status, figure, numbers = function()
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # SystemExit: a one-line error from the code a check calls
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
         status, figure, numbers = "FAIL", f"{type(e).__name__}: {message}", {}
     seconds = time.perf_counter() - start
@@ -206,11 +210,12 @@ def check_kv_cache():
     if "model" not in trained:
         return "SKIP", "gpt2_loss did not train a model", {}
     model = trained["model"].eval()
-    prompt, _ = get_batch("val", 2, 32, torch.Generator().manual_seed(1))  # 2 prompts of 32 tokens
+    # 2 prompts; prompt + new tokens fit the context, past which the cache is rebuilt every step
+    prompt, _ = get_batch("val", 2, size["prompt"], torch.Generator().manual_seed(1))
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 throughout: a near-tie must not flip with the kernel
     try:
-        cached = model.generate(prompt, size["new_tokens"], temperature=0, use_cache=True)[:, 32:]
-        uncached = model.generate(prompt, size["new_tokens"], temperature=0, use_cache=False)[:, 32:]
+        cached = model.generate(prompt, size["new_tokens"], temperature=0, use_cache=True)[:, size["prompt"]:]
+        uncached = model.generate(prompt, size["new_tokens"], temperature=0, use_cache=False)[:, size["prompt"]:]
     finally:
         torch.backends.cuda.matmul.allow_tf32 = True
     same = int((cached == uncached).sum())
@@ -232,7 +237,7 @@ def check_torchrun():
     """train_gpt.py twice, in float32 without compile so that nothing but the launcher differs."""
     out = tempfile.mkdtemp(prefix="gpu_check_")
     common = ["train_gpt.py", *size["torchrun"], f"--device={device}", "--dtype=float32", "--compile=False",
-              f"--data_dir={data_dir}", "--dataset=shakespeare", "--eval_iters=2", "--log_interval=0",
+              f"--data_dir={os.path.abspath(data_dir)}", "--dataset=shakespeare", "--eval_iters=2", "--log_interval=0",
               "--always_save_checkpoint=False"]
     launchers = {"plain": [sys.executable],
                  "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1"]}
@@ -284,10 +289,24 @@ def check_vit_speed():
 
 
 def check_kernelbench():
-    # SKIP until code_check has the KernelBench execution check (another change is adding it)
-    if not hasattr(code_check, "kernelbench_check"):
-        return "SKIP", "code_check.kernelbench_check does not exist yet", {}
-    raise NotImplementedError
+    """code_check's reference ReLU kernel, compiled and run against KernelBench's ReLU problem. Without
+    CUDA there is nothing to compile for: the same harness runs with torch.relu standing in."""
+    if not kernelbench:
+        return "SKIP", "no --kernelbench=PATH (kernelbench.tar.gz, or a directory holding KernelBench/level1)", {}
+    problem = code_check.kernelbench_problems(kernelbench)[code_check.RELU_PROBLEM]
+    if tiny:  # its module-level sizes (batch_size = 4096, dim = 393216: 6 GB) cut to 64
+        problem = re.sub(r"(?m)^(\w+) = \d+$", r"\1 = 64", problem)
+    if device_type != "cuda":
+        result = code_check.kernelbench_run(problem, torch.relu, device)
+        return ("SKIP" if result["correct"] else "FAIL", f"{code_check.RELU_PROBLEM}: no CUDA to compile for; the "
+                f"harness with torch.relu standing in for the kernel: correct {result['correct']}", result)
+    result = code_check.kernelbench_check(problem, code_check.RELU_KERNEL, device)
+    figure = f"{code_check.RELU_PROBLEM}: compiled {result['compiled']}, correct {result['correct']}"
+    if result.get("speedup"):
+        figure += f", {result['speedup']:.2f}x PyTorch's speed"
+    if result.get("message"):
+        figure += f" ({result['message']})"
+    return "PASS" if result["compiled"] and result["correct"] else "FAIL", figure, result
 
 
 run_start = time.perf_counter()
@@ -297,7 +316,7 @@ for check_name, function in [("gpt2_loss", check_gpt2_loss), ("gpt2_speed", chec
                              ("kernelbench", check_kernelbench)]:
     check(check_name, function)
 counts = {status: sum(r["status"] == status for r in results.values()) for status in ("PASS", "FAIL", "SKIP")}
-summary = dict(device=name, torch=torch.__version__, dtype=precision, compile=compile_model, peak_flops=peak,
+summary = dict(device=device_name, torch=torch.__version__, dtype=precision, compile=compile_model, peak_flops=peak,
                tiny=tiny, seconds=round(time.perf_counter() - run_start, 1), **counts, checks=results)
 with training.atomic_write(report) as tmp_path, open(tmp_path, "w") as f:
     json.dump(summary, f, indent=1)

@@ -1,4 +1,4 @@
-"""sample.py --chat=True driven through stdin, and analysis/syntax_check.py's command line, on a tiny
+"""sample.py --chat=True driven through stdin, and analysis/code_eval.py's command line, on a tiny
 code model trained here (and on a tiny random model in GPT-2's Hugging Face format)."""
 
 import os
@@ -125,11 +125,11 @@ def test_chat_on_weights_in_gpt2_format(tmp_path):
 
 
 def test_syntax_check_command_line(out_dir):
-    result = run([REPO / "analysis/syntax_check.py", f"--out_dir={out_dir}", "--num_samples=6",
+    result = run([REPO / "analysis/code_eval.py", f"--out_dir={out_dir}", "--num_tasks=0", "--free_samples=6",
                   "--max_new_tokens=40", "--show=2", "--device=cpu"])
     assert result.returncode == 0, result.stderr
     assert re.search(r"^syntax validity: \d+\.\d% of 6 samples \(40 tokens each, [\d.]+ lines kept",
                      result.stdout, re.MULTILINE)
     assert result.stdout.count("---------------") == 2
-    result = run([REPO / "analysis/syntax_check.py", f"--out_dir={out_dir.parent / 'nothing'}"])
+    result = run([REPO / "analysis/code_eval.py", f"--out_dir={out_dir.parent / 'nothing'}"])
     assert result.returncode == 1 and result.stderr.startswith("error: no checkpoint at")

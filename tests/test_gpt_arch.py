@@ -332,7 +332,8 @@ def test_bad_sampling_arguments_are_rejected():
     with pytest.raises(ValueError, match="temperature"):
         model.generate(idx, 1, temperature=-1)
     with pytest.raises(ValueError, match="top_p"):
-        model.generate(idx, 1, top_p=0)
+        model.generate(idx, 1, top_p=1.5)
+    assert model.generate(idx, 1, top_p=0, top_k=0).shape == (1, 2)  # 0 is off, not an error
 
 
 def test_bf16_autocast_runs_every_option_cached_and_uncached():

@@ -271,7 +271,7 @@ def test_the_training_scripts_use_the_same_names_for_the_same_things():
 
 # a shipped config is run by train_vit.py (vit_*), train_classifier.py (classify_*) or train_gpt.py
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT_OF_CONFIG = {"vit_": "train_vit.py", "classify_": "train_classifier.py"}
+SCRIPT_OF_CONFIG = {"vit_": "train_vit.py", "classify_": "train_classifier.py", "rl_": "train_rl.py"}
 
 
 @pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "config").glob("*.py")))

@@ -1,0 +1,820 @@
+"""
+Checking generated code, for both of the project's code models (Python and CUDA): what
+analysis/code_eval.py measures and what an RL reward scores.
+
+- Completion tasks from held-out files. CUDA: each __global__ kernel whose reference body compiles
+  alone after a fixed preamble of CUDA headers; the prompt is the preamble and the kernel's
+  signature up to its opening brace, the answer ends at the matching closing brace. Python: each
+  function, prompted with its signature and docstring, the answer ending at the dedent.
+- Checks: the code compiles (nvcc -ptx, which needs no GPU) or parses (ast), and it is
+  non-trivial: a CUDA body writes memory through a pointer parameter, a Python body does something
+  other than pass / ... / a bare return. An empty body compiles; it must never score.
+- A sandbox for every command that reads or runs untrusted generated code (nvcc included), and the
+  execution check of a kernel on a GPU against a KernelBench problem's PyTorch reference.
+
+    import code_check
+    tasks = code_check.dataset_tasks("data/cuda_code", "val")           # [Task], cached in the data dir
+    result = code_check.score(tasks[0], sampled_text)                  # Result(ok, nontrivial, reward, ...)
+    code_check.pass_at_k(n=4, c=1, k=2)                                # 0.5
+
+Nothing here imports torch at module level, so the sandbox's launcher (this file, run as a script)
+starts in milliseconds; generated code never runs in the calling process.
+"""
+
+import ast
+import ctypes
+import functools
+import io
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import tokenize
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+EOT = "<|endoftext|>"
+# every CUDA task's prompt starts with these headers, and a kernel counts as a task only if it
+# compiles after them alone (the corpus's own project headers are not in the corpus)
+PREAMBLE = "#include <cuda_runtime.h>\n#include <cuda_fp16.h>\n#include <cuda_bf16.h>\n#include <stdint.h>\n\n"
+NVCC_PIP = "pip install nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-cccl"
+MIN_TOKENS = 6  # a non-trivial body has at least this many C or Python tokens
+
+
+@dataclass(frozen=True)
+class Task:
+    language: str   # "cuda" or "python"
+    name: str       # the kernel's or function's name
+    prompt: str     # what the model continues: PREAMBLE + signature + "{" / signature + docstring
+    reference: str  # the original body that followed the prompt (CUDA: up to its closing brace)
+    source: str     # where it came from: a file name, or "val.bin document 12"
+
+
+@dataclass(frozen=True)
+class Result:
+    ok: bool          # compiles (CUDA) / parses (Python)
+    nontrivial: bool  # writes through a pointer parameter / does something
+    reward: float     # 1 for ok and nontrivial, partial_credit for only ok, else 0
+    length: int       # characters of the completion, as cut
+    message: str      # the compiler's first error line, or why the check refused the code
+
+
+def fail(message):
+    """A one-line error, as training.fail, without importing torch here."""
+    raise SystemExit(f"error: {message}")
+
+
+# -----------------------------------------------------------------------------
+# C/CUDA text: braces, comments and literals
+
+def blank_comments_and_literals(text):
+    """text with every comment, string and character literal replaced by spaces (newlines kept),
+    same length, so an index into one is an index into the other and a brace inside "}" or // {
+    is no longer a brace. An unterminated literal ends at its line's end, as the compiler's does."""
+    out, i, n = list(text), 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+        elif c in "\"'":
+            end = i + 1
+            while end < n and text[end] != c and text[end] != "\n":
+                end += 2 if text[end] == "\\" else 1
+            end = min(end + 1, n) if end < n and text[end] == c else end
+        else:
+            i += 1
+            continue
+        for j in range(i, end):
+            if out[j] != "\n":
+                out[j] = " "
+        i = end
+    return "".join(out)
+
+
+def matching_brace(code, open_index):
+    """Index just past the "}" that closes the "{" at open_index in blanked code, or None."""
+    depth = 0
+    for i in range(open_index, len(code)):
+        if code[i] == "{":
+            depth += 1
+        elif code[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+def template_arguments(signature):
+    """Arguments that instantiate a kernel template: float for each type, 32 for each number (true
+    for a bool), nothing for a pack; None if the signature is no template."""
+    code = blank_comments_and_literals(signature).lstrip()
+    if not code.startswith("template"):
+        return None
+    start = code.index("<")
+    depth, arguments, piece = 0, [], ""
+    for c in code[start:]:
+        depth += {"<": 1, "(": 1, ">": -1, ")": -1}.get(c, 0)
+        if (c == "," and depth == 1) or depth == 0:
+            kind = piece.split("=")[0].split()
+            if kind and "..." not in piece:
+                arguments.append("float" if kind[0] in ("typename", "class") else "true" if kind[0] == "bool" else "32")
+            piece = ""
+            if depth == 0:
+                return arguments
+        elif depth >= 1 and not (c == "<" and depth == 1):
+            piece += c
+    return arguments
+
+
+def instantiation(task):
+    """Code after a template kernel that makes nvcc compile its body: it parses an uninstantiated
+    template's body so loosely that `x y z = ;;` passes, so the kernel's address is taken with
+    template_arguments. Empty for a kernel that is no template."""
+    arguments = template_arguments(task.prompt.removeprefix(PREAMBLE))
+    if arguments is None:
+        return ""
+    return f"\nstatic auto* const instantiate_{task.name} = &{task.name}<{', '.join(arguments)}>;\n"
+
+
+def cut_cuda_completion(text):
+    """A sampled continuation of a prompt that ends with a kernel's "{", cut just after the brace
+    that closes it (and before any <|endoftext|>). A body that never closes is returned whole: it
+    fails to compile, as it should."""
+    text = text.split(EOT)[0]
+    end = matching_brace(blank_comments_and_literals("{" + text), 0)
+    return text if end is None else text[:end - 1]
+
+
+def template_start(code, line_start):
+    """Where a `template <...>` just before line_start begins (it may span lines), else line_start."""
+    before = code[:line_start].rstrip()
+    if not before.endswith(">"):
+        return line_start
+    depth, i = 0, len(before) - 1
+    while i >= 0:  # back to the "<" matching the last ">"
+        depth += {">": 1, "<": -1}.get(before[i], 0)
+        if depth == 0:
+            break
+        i -= 1
+    head = re.search(r"\btemplate\s*$", before[:max(i, 0)])
+    return head.start() if head and i >= 0 else line_start
+
+
+def parameter_list(code, start, brace):
+    """(open, close) indices of the last top-level (...) between start and the body's brace."""
+    close = code.rfind(")", start, brace)
+    depth = 0
+    for i in range(close, start - 1, -1):
+        depth += {")": 1, "(": -1}.get(code[i], 0)
+        if depth == 0:
+            return i, close
+    return None
+
+
+def cuda_tasks(text, source=""):
+    """A Task for each __global__ kernel defined in a .cu/.cuh file's text (compiling or not: see
+    compiling_tasks). Declarations and kernels inside #define macros are skipped."""
+    code = blank_comments_and_literals(text)
+    tasks = []
+    for m in re.finditer(r"\b__global__\b", code):
+        line_start = code.rfind("\n", 0, m.start()) + 1
+        previous_line = code[:max(line_start - 1, 0)].rsplit("\n", 1)[-1]
+        if code[line_start:].lstrip().startswith("#") or previous_line.rstrip().endswith("\\"):
+            continue  # part of a macro
+        end = re.compile(r"[{;]").search(code, m.end())
+        if end is None or code[end.start()] == ";":
+            continue  # a declaration
+        brace = end.start()
+        params = parameter_list(code, m.end(), brace)
+        body_end = matching_brace(code, brace)
+        if params is None or body_end is None:
+            continue
+        name = re.search(r"(\w+)\s*$", code[m.end():params[0]])
+        start = template_start(code, line_start)
+        tasks.append(Task("cuda", name.group(1) if name else "kernel", PREAMBLE + text[start:brace + 1],
+                          text[brace + 1:body_end], source))
+    return tasks
+
+
+# -----------------------------------------------------------------------------
+# Python functions
+
+def python_tasks(text, source=""):
+    """A Task for each function (methods and nested ones too) of a Python file's text, dedented to
+    column 0: the prompt is its decorators, signature and docstring, the reference the rest."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    lines = text.splitlines(keepends=True)
+    tasks = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        body = node.body
+        has_doc = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str)
+        if has_doc and len(body) == 1:
+            continue  # nothing after the docstring to complete
+        split = body[0].end_lineno if has_doc else body[0].lineno - 1  # last line of the prompt
+        if body[0].lineno == node.lineno:  # `def f(): return 1` on one line: no body lines to complete
+            continue
+        function = textwrap.dedent("".join(lines[first - 1:node.end_lineno]))
+        prompt_lines = split - first + 1
+        function_lines = function.splitlines(keepends=True)
+        tasks.append(Task("python", node.name, "".join(function_lines[:prompt_lines]),
+                          "".join(function_lines[prompt_lines:]), source))
+    return tasks
+
+
+def cut_python_completion(text):
+    """A sampled continuation of a function's prompt, cut at the first line that is not indented
+    (the dedent that ends the function) and before any <|endoftext|>."""
+    text = text.split(EOT)[0]
+    kept = []
+    for line in text.splitlines(keepends=True):
+        if line.strip() and not line[0].isspace():
+            break
+        kept.append(line)
+    return "".join(kept).rstrip() + "\n"
+
+
+# a top-level line starting with one of these continues the statement before it
+CONTINUATIONS = {"else", "elif", "except", "finally"}
+
+
+def cut_to_last_statement(text):
+    """The text up to the start of its last top-level statement: the last one may be cut off, the
+    ones before it are complete (the next one started). Found with the tokenizer, so a line at
+    column 0 inside a string or brackets does not count; an `else:` or a decorated def does not
+    start a new statement. Tokenizing stops at the first error: statements before it remain."""
+    lines = text.splitlines(keepends=True)
+    starts = []  # line numbers (1-based) where a new top-level statement starts
+    previous = None  # the first token of the previous top-level logical line
+    at_line_start = True
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type in (tokenize.NEWLINE, tokenize.NL):
+                at_line_start = tok.type == tokenize.NEWLINE or at_line_start
+                continue
+            if tok.type in (tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
+                continue
+            if at_line_start and tok.start[1] == 0:
+                if tok.string not in CONTINUATIONS and previous != "@":
+                    starts.append(tok.start[0])
+                previous = tok.string
+            at_line_start = False
+    except (tokenize.TokenError, SyntaxError):  # unterminated string or bracket, bad indentation
+        pass
+    if len(starts) < 2:
+        return ""
+    return "".join(lines[:starts[-1] - 1])
+
+
+def syntax_validity(texts):
+    """Share of texts that ast.parse accepts; a text without a single statement counts as invalid."""
+    texts = list(texts)
+    if not texts:
+        raise ValueError("syntax_validity needs at least one text")
+    valid = 0
+    for text in texts:
+        try:
+            valid += bool(ast.parse(text).body)
+        except (SyntaxError, ValueError):  # ValueError: a null byte in the source
+            pass
+    return valid / len(texts)
+
+
+def cut_completion(task, text):
+    return (cut_cuda_completion if task.language == "cuda" else cut_python_completion)(text)
+
+
+# -----------------------------------------------------------------------------
+# non-trivial: does the body do anything?
+
+def count_tokens(code):
+    return len(re.findall(r"\w+|[^\s\w]", code))
+
+
+def pointer_parameters(signature):
+    """Names of the pointer (and array) parameters of a kernel's signature, e.g.
+    `__global__ void k(const float* __restrict__ x, float *y, int n) {` -> {"x", "y"}."""
+    code = blank_comments_and_literals(signature)
+    brace = code.rfind("{")
+    params = parameter_list(code, 0, brace if brace >= 0 else len(code))
+    if params is None:
+        return set()
+    names, depth, piece = set(), 0, ""
+    for c in code[params[0] + 1:params[1]] + ",":
+        if c == "," and depth == 0:
+            declaration = piece.split("=")[0]
+            name = re.findall(r"\w+", re.sub(r"\[[^\]]*\]", "", declaration))
+            if name and ("*" in declaration or "[" in declaration):
+                names.add(name[-1])
+            piece = ""
+            continue
+        depth += {"(": 1, "<": 1, "[": 1, ")": -1, ">": -1, "]": -1}.get(c, 0)
+        piece += c
+    return names
+
+
+ASSIGNMENT = re.compile(r"\s*(?:\+\+|--|(?:<<|>>|[-+*/%&|^])?=(?!=))")
+
+
+def lvalue_end(code, i):
+    """Past a chain of [...] subscripts and .field / ->field accesses starting at i, and whether it
+    went through memory (a subscript or ->)."""
+    through_memory = False
+    while True:
+        j = len(code) - len(code[i:].lstrip())
+        if code.startswith("[", j):
+            depth = 0
+            for k in range(j, len(code)):
+                depth += {"[": 1, "]": -1}.get(code[k], 0)
+                if depth == 0:
+                    break
+            i, through_memory = k + 1, True
+        elif re.match(r"(\.|->)\s*\w+", code[j:]):
+            through_memory |= code.startswith("->", j)
+            i = j + re.match(r"(\.|->)\s*\w+", code[j:]).end()
+        else:
+            return i, through_memory
+
+
+def writes_through(code, pointers):
+    """Whether blanked code stores through one of the pointers: `p[i] = `, `p[i] += `, `p[i]++`,
+    `*p = `, `*(p + i) = `, `p->x = `, `reinterpret_cast<T*>(p)[i] = `, or `atomicAdd(&p[i], ...)`.
+    A local pointer initialised from one (`float* row = p + i * n;`) counts as that pointer."""
+    pointers = set(pointers)
+    while True:  # local pointers derived from known ones, until no new one appears
+        derived = {m.group(1) for m in re.finditer(r"(?:\*\s*(?:const\s+|__restrict__\s+)*|\bauto\s+)(\w+)\s*=([^;]*)", code)
+                   if any(re.search(rf"\b{re.escape(p)}\b", m.group(2)) for p in pointers)}
+        if derived <= pointers:
+            break
+        pointers |= derived
+    for p in pointers:
+        name = rf"\b{re.escape(p)}\b"
+        if re.search(rf"\batomic\w*\s*\(\s*[&(\s]*{name}", code):
+            return True
+        roots = [(m.start(), m.end()) for m in re.finditer(name, code)]
+        roots += [(m.start(), m.end()) for m in re.finditer(rf"\w+_cast\s*<[^;{{}}]*?>\s*\(\s*{name}[^()]*\)", code)]
+        for start, end in roots:
+            after, through_memory = lvalue_end(code, end)
+            prefix = code[:start].rstrip()
+            dereferenced = prefix.endswith("*") and not re.search(r"[\w)\]]\s*\*$", prefix)  # unary *, not a product
+            incremented = prefix.endswith(("++", "--"))
+            if (through_memory or dereferenced) and (ASSIGNMENT.match(code, after) or incremented):
+                return True
+        for m in re.finditer(rf"(?<![\w)\]\s])\s*\*\s*\(\s*{name}[^()]*\)", code):  # *(p + i) = v
+            if ASSIGNMENT.match(code, m.end()):
+                return True
+    return False
+
+
+def cuda_nontrivial(task, completion):
+    """The kernel's body stores through a pointer parameter and has at least MIN_TOKENS tokens."""
+    body = blank_comments_and_literals(completion)
+    return count_tokens(body) >= MIN_TOKENS and writes_through(body, pointer_parameters(task.prompt))
+
+
+def python_nontrivial(task, completion):
+    """The function's body (docstring aside) holds a statement other than pass, ..., a bare return
+    or a string, and at least MIN_TOKENS tokens."""
+    try:
+        function = ast.parse(task.prompt + completion).body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return False
+    trivial = (ast.Pass, ast.Expr, ast.Return)
+    for statement in function.body:
+        if isinstance(statement, ast.Expr) and not isinstance(statement.value, ast.Constant):
+            return count_tokens(completion) >= MIN_TOKENS  # a call, an await: does something
+        if isinstance(statement, ast.Return) and statement.value is not None \
+                and not (isinstance(statement.value, ast.Constant) and statement.value.value is None):
+            return count_tokens(completion) >= MIN_TOKENS
+        if not isinstance(statement, trivial):
+            return count_tokens(completion) >= MIN_TOKENS
+    return False
+
+
+# -----------------------------------------------------------------------------
+# the sandbox: limits for a subprocess that reads or runs untrusted code
+
+@dataclass
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+
+
+LANDLOCK_WRITES = sum(1 << bit for bit in range(1, 13) if bit not in (2, 3))  # write, remove, make_*
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def processes_of(uid):
+    """How many processes uid has now (RLIMIT_NPROC counts them all, not just the sandbox's)."""
+    count = 0
+    for pid in os.listdir("/proc"):
+        try:
+            count += pid.isdigit() and os.stat(f"/proc/{pid}").st_uid == uid
+        except OSError:
+            pass
+    return count
+
+
+def landlock_writes_only_under(directory):
+    """Restrict this process and its children (Linux >= 5.13, Landlock) so that they create, write,
+    delete or rename files only under directory (and write to devices: /dev/null, a GPU's).
+    Reading stays allowed. Returns False where the kernel has no Landlock."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    abi = libc.syscall(444, None, 0, 1)  # landlock_create_ruleset(NULL, 0, VERSION)
+    if abi < 1:
+        return False
+    handled = LANDLOCK_WRITES | (1 << 13 if abi >= 2 else 0) | (1 << 14 if abi >= 3 else 0)  # + refer, truncate
+    ruleset = libc.syscall(444, ctypes.byref(ctypes.c_uint64(handled)), ctypes.c_size_t(8), 0)
+    for path, allowed in ((directory, handled), ("/dev", handled & ((1 << 1) | (1 << 14)))):  # /dev/null, a GPU
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        rule = ctypes.create_string_buffer(allowed.to_bytes(8, "little") + fd.to_bytes(4, "little", signed=True))
+        if libc.syscall(445, ruleset, 1, rule, 0) != 0:  # landlock_add_rule(PATH_BENEATH)
+            raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
+        os.close(fd)
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if libc.syscall(446, ruleset, 0) != 0:  # landlock_restrict_self
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    return True
+
+
+def enter_sandbox(limits, argv):
+    """The launcher's side (this file run as a script, in the new process group): limits on itself,
+    then exec argv, which inherits them."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_seconds"], limits["cpu_seconds"]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
+    if limits["memory_bytes"]:
+        resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"], limits["memory_bytes"]))
+    nproc = processes_of(os.getuid()) + limits["max_processes"]  # (root is exempt: only the timeout stops its forks)
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    landlock_writes_only_under(os.getcwd())
+    os.execvpe(argv[0], argv, os.environ)
+
+
+def run_sandboxed(argv, files=None, timeout=10.0, cpu_seconds=None, memory_bytes=4 << 30, file_bytes=64 << 20,
+                  max_processes=64, env=None):
+    """
+    Run argv in a fresh, empty temporary directory holding only `files` ({name: text}), and return
+    Completed(returncode, stdout, stderr, timed_out). The process gets: a new process group, killed
+    whole (SIGKILL) at `timeout` seconds of wall time or when argv exits; limits on CPU seconds,
+    address space (memory_bytes; None for CUDA programs, which reserve terabytes of virtual
+    addresses), the size of any file it writes, and its user's number of processes (max_processes
+    more than now; the kernel exempts root, whose fork bomb only the timeout stops); no file writes
+    outside its directory (Landlock, on Linux >= 5.13); a minimal environment (PATH, HOME and
+    TMPDIR in its directory, plus env) and stdin closed. The directory is deleted afterwards.
+
+    This guards against accidents, such as a generated infinite loop, memory or fork bomb, or stray
+    write; it is not a security boundary (a determined program can still read files, use the
+    network, or exploit the kernel). For code from people you do not trust, run it in a container or
+    VM without network.
+    """
+    with tempfile.TemporaryDirectory(prefix="sandbox-") as workdir:
+        for name, text in (files or {}).items():
+            with open(os.path.join(workdir, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        limits = {"cpu_seconds": math.ceil(cpu_seconds or timeout), "memory_bytes": memory_bytes,
+                  "file_bytes": file_bytes, "max_processes": max_processes}
+        environment = {"PATH": os.pathsep.join([os.path.dirname(argv[0]), "/usr/bin", "/bin"]), "HOME": workdir,
+                       "TMPDIR": workdir, "LANG": "C.UTF-8", **(env or {})}
+        launcher = [sys.executable, "-I", "-S", os.path.abspath(__file__), "--sandbox", json.dumps(limits), *argv]
+        process = subprocess.Popen(launcher, cwd=workdir, env=environment, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # the group: children it left running too
+            except ProcessLookupError:
+                pass
+        if timed_out:
+            stdout, stderr = process.communicate()
+    return Completed(process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"), timed_out)
+
+
+# -----------------------------------------------------------------------------
+# compiling and parsing
+
+def find_nvcc():
+    """nvcc on PATH, else the one the nvidia-cuda-nvcc wheel installs; a one-line error if neither."""
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    try:
+        import nvidia
+        for root in nvidia.__path__:
+            for sub in sorted(os.listdir(root), reverse=True):  # cu13 before cu12
+                candidate = os.path.join(root, sub, "bin", "nvcc")
+                if os.access(candidate, os.X_OK):
+                    return candidate
+    except ImportError:
+        pass
+    fail(f"nvcc (the CUDA compiler) is not installed; {NVCC_PIP}")
+
+
+INCLUDE = re.compile(r'^\s*#\s*include\b\s*(.*)$', re.MULTILINE)
+
+
+def refused_include(source):
+    """Why source's #includes are refused, or "": only <name> and "name" are allowed, never an
+    absolute path, a .. or a macro (nothing outside the compiler's own header directories)."""
+    for m in INCLUDE.finditer(source):
+        target = m.group(1).strip()
+        quoted = re.match(r'(<[^>]*>|"[^"]*")', target)
+        if not quoted:
+            return f"#include {target} refused: only <header> or \"header\""
+        path = quoted.group(1)[1:-1]
+        if os.path.isabs(path) or ".." in path.replace("\\", "/").split("/"):
+            return f"#include {quoted.group(1)} refused: an absolute path or .. reaches outside the CUDA headers"
+    return ""
+
+
+@functools.lru_cache(maxsize=65536)
+def compile_cuda(source, timeout=30.0):
+    """(compiles, first error line) for a CUDA source file: nvcc -ptx -arch=sm_80 (device code to
+    PTX, no GPU needed) in the sandbox, with only the CUDA toolkit's own include paths. Cached by
+    text: an RL batch repeats itself."""
+    refused = refused_include(source)
+    if refused:
+        return False, refused
+    done = run_sandboxed([find_nvcc(), "-ptx", "-arch=sm_80", "kernel.cu", "-o", "kernel.ptx"],
+                         files={"kernel.cu": source}, timeout=timeout)
+    if done.timed_out:
+        return False, f"nvcc timed out after {timeout:g} s"
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if "error" in line]
+    if done.returncode == 0:
+        return True, ""
+    return False, (errors or (done.stdout + done.stderr).strip().splitlines() or [f"nvcc exit {done.returncode}"])[0]
+
+
+def parses(source):
+    try:
+        ast.parse(source)
+        return True, ""
+    except (SyntaxError, ValueError) as e:  # ValueError: a null byte
+        return False, f"{type(e).__name__}: {e}"
+
+
+def score(task, text, partial_credit=0.0):
+    """Result for a model's continuation `text` of task.prompt: cut where the body ends, then
+    compiled (nvcc) / parsed (ast) and checked for doing something. reward: 1 when both hold,
+    partial_credit when it only compiles / parses, else 0."""
+    completion = cut_completion(task, text)
+    if task.language == "cuda":
+        ok, message = compile_cuda(task.prompt + completion + instantiation(task))
+        nontrivial = ok and cuda_nontrivial(task, completion)
+    else:
+        ok, message = parses(task.prompt + completion)
+        nontrivial = ok and python_nontrivial(task, completion)
+    reward = 1.0 if nontrivial else partial_credit if ok else 0.0
+    return Result(ok, nontrivial, reward, len(completion), message)
+
+
+def score_many(tasks, texts, partial_credit=0.0, workers=None):
+    """score() of each (task, text) pair, nvcc running in `workers` threads (default: the cores)."""
+    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+        return list(pool.map(lambda pair: score(*pair, partial_credit=partial_credit), zip(tasks, texts)))
+
+
+def pass_at_k(n, c, k):
+    """The unbiased estimate of pass@k from n samples of which c pass (Chen et al. 2021): the
+    chance that k of the n, drawn without replacement, hold at least one that passes,
+    1 - C(n-c, k) / C(n, k), computed as a product to stay exact for large n."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+# -----------------------------------------------------------------------------
+# the tasks of a prepared dataset
+
+def documents(data_dir, split):
+    """(name, text) of each document (file) of data_dir/{split}.bin, decoded and cut at
+    <|endoftext|>; names from the files.json a prepare script wrote, else "val.bin document 3"."""
+    import numpy as np
+    import data
+    meta = data.read_meta(data_dir, "prepare the dataset first")
+    _, decode = data.load_tokenizer(meta, data_dir)
+    texts = decode(np.memmap(os.path.join(data_dir, f"{split}.bin"), dtype=np.uint16, mode="r").tolist()).split(EOT)[:-1]
+    names = [f"{split}.bin document {i}" for i in range(len(texts))]
+    if os.path.exists(os.path.join(data_dir, "files.json")):
+        with open(os.path.join(data_dir, "files.json"), encoding="utf-8") as f:
+            names = json.load(f).get(split, names)
+    return list(zip(names, texts))
+
+
+def compiling_tasks(tasks, workers=None):
+    """The CUDA tasks whose reference body compiles alone after PREAMBLE (a Python task parses)."""
+    results = score_many(tasks, [t.reference for t in tasks], workers=workers)
+    return [t for t, r in zip(tasks, results) if r.ok]
+
+
+def dataset_tasks(data_dir, split="val", language=None, workers=None):
+    """The completion tasks of a prepared dataset's split (val: held out from training), built once
+    and cached in data_dir/tasks_{split}.jsonl (delete it to rebuild). language: "cuda" or "python",
+    default meta.json's "language" (prepare/cuda_code.py writes "cuda"), else python."""
+    path = os.path.join(data_dir, f"tasks_{split}.jsonl")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return [Task(**json.loads(line)) for line in f]
+    import data
+    language = language or data.read_meta(data_dir, "prepare the dataset first").get("language", "python")
+    if language not in ("cuda", "python"):
+        fail(f"language must be cuda or python, got {language!r}")
+    make = cuda_tasks if language == "cuda" else python_tasks
+    # dict.fromkeys: once each, where prepare repeated a file (--weight)
+    candidates = list(dict.fromkeys(t for name, text in documents(data_dir, split) for t in make(text, name)))
+    tasks = compiling_tasks(candidates, workers)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        for task in tasks:
+            f.write(json.dumps(asdict(task)) + "\n")
+    os.replace(path + ".tmp", path)
+    return tasks
+
+
+# -----------------------------------------------------------------------------
+# the execution check on a GPU: a kernel against a KernelBench problem's PyTorch reference
+#
+# The contract for a candidate: CUDA source (compiled with torch.utils.cpp_extension.load_inline)
+# that defines `torch::Tensor forward(...)` taking the problem's get_inputs() (tensors, then ints
+# as int64_t and floats as double), then its get_init_inputs(), then the reference Model's
+# parameters, and returning the Model's output. A PYBIND11_MODULE binding forward is added if the
+# source has none. Unmeasured here (no GPU): tests/test_code_check.py runs every part on the CPU
+# with Python functions standing in for the compiled kernel.
+
+RELU_KERNEL = r"""#include <torch/extension.h>
+
+__global__ void relu_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i < n) y[i] = fmaxf(x[i], 0.0f);
+}
+
+torch::Tensor forward(torch::Tensor x) {
+    TORCH_CHECK(x.is_cuda() && x.is_contiguous() && x.scalar_type() == torch::kFloat, "a contiguous float CUDA tensor");
+    auto y = torch::empty_like(x);
+    int64_t n = x.numel();
+    relu_kernel<<<(n + 255) / 256, 256>>>(x.data_ptr<float>(), y.data_ptr<float>(), n);
+    return y;
+}
+"""
+RELU_PROBLEM = "19_ReLU"  # KernelBench level 1's ReLU, which RELU_KERNEL solves (bench/gpu_check.py)
+TOLERANCE = 1e-2          # KernelBench's atol and rtol
+
+
+def kernelbench_problems(path, level=1):
+    """{name: source} of KernelBench's level-`level` problems, e.g. "19_ReLU", from
+    kernelbench.tar.gz or a directory holding KernelBench/level1/*.py."""
+    import tarfile
+    prefix = f"KernelBench/level{level}/"
+    if os.path.isdir(path):
+        folder = os.path.join(path, prefix)
+        return {name[:-3]: open(os.path.join(folder, name), encoding="utf-8").read()
+                for name in sorted(os.listdir(folder)) if name.endswith(".py")}
+    if not (os.path.isfile(path) and tarfile.is_tarfile(path)):
+        fail(f"{path} is neither kernelbench.tar.gz nor a directory holding {prefix}")
+    with tarfile.open(path) as tar:
+        return {member.name[len(prefix):-3]: tar.extractfile(member).read().decode("utf-8")
+                for member in sorted(tar.getmembers(), key=lambda m: m.name)
+                if member.isfile() and member.name.startswith(prefix) and member.name.endswith(".py")}
+
+
+def kernelbench_trial(forward, model, inputs, extra, tolerance=TOLERANCE):
+    """One correctness trial of a candidate forward (the compiled kernel, or a stand-in) on fresh
+    inputs, guarding KernelBench's known exploits. The reference runs after the candidate, on copies
+    taken before it: a candidate that returns a tensor cached from an earlier call (by pointer: the
+    allocator hands new inputs the old addresses) or the reference's own output fails, and so does
+    one that writes into its inputs or returns one of them. Returns "" if it passes, else why not."""
+    import torch
+    saved = [x.clone() if torch.is_tensor(x) else x for x in inputs]
+    with torch.no_grad():
+        out = forward(*inputs, *extra)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # the whole device: work left on a side stream counts
+        ref = model(*saved)
+    if not torch.is_tensor(out) or out.shape != ref.shape or out.dtype != ref.dtype:
+        return f"output {tuple(out.shape) if torch.is_tensor(out) else type(out).__name__} differs from the reference's " \
+               f"{tuple(ref.shape)} {ref.dtype}"
+    for x, before in zip(inputs, saved):
+        if torch.is_tensor(x):
+            if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+                return "the output is an input's memory"
+            if not torch.equal(x, before):
+                return "the candidate wrote into its input"
+    if not torch.allclose(out, ref, atol=tolerance, rtol=tolerance):
+        return f"wrong values: max abs error {(out.float() - ref.float()).abs().max().item():.3g}"
+    return ""
+
+
+def time_ms(function, args, device, repeats=20):
+    """Median wall time of function(*args) in milliseconds, the whole device synchronised around
+    each call (so work left on any stream is counted), after 3 warm-up calls."""
+    import statistics
+    import time
+    import torch
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+    times = []
+    for i in range(3 + repeats):
+        sync()
+        start = time.perf_counter()
+        function(*args)
+        sync()
+        if i >= 3:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def kernelbench_run(problem_source, forward, device, trials=3, seed=0):
+    """Correctness over `trials` fresh input draws, then timing of candidate and reference:
+    {"correct", "message", "ms", "ref_ms", "speedup"}. forward: the compiled extension's forward
+    (or, in tests, a Python stand-in). Runs in the sandbox's subprocess for a compiled kernel."""
+    import torch
+    namespace = {}
+    exec(compile(problem_source, "problem.py", "exec"), namespace)  # the problem's trusted reference code
+    torch.manual_seed(seed)
+    init = namespace["get_init_inputs"]()
+    model = namespace["Model"](*init).to(device).eval()
+    extra = [*init, *(p.detach() for p in model.parameters())]
+    result = {"correct": False, "message": "", "ms": None, "ref_ms": None, "speedup": None}
+    for trial in range(trials):
+        torch.manual_seed(seed + 1 + trial)
+        inputs = [x.to(device) if torch.is_tensor(x) else x for x in namespace["get_inputs"]()]
+        message = kernelbench_trial(forward, model, inputs, extra)
+        if message:
+            result["message"] = f"trial {trial + 1}: {message}"
+            return result
+    with torch.no_grad():
+        result.update(correct=True, ms=time_ms(forward, [*inputs, *extra], device),
+                      ref_ms=time_ms(model, inputs, device))
+    result["speedup"] = result["ref_ms"] / result["ms"]
+    return result
+
+
+HARNESS = """import json, sys
+sys.path.insert(0, sys.argv[1])
+import code_check, torch
+from torch.utils.cpp_extension import load_inline
+source = open("kernel.cu").read()
+if "PYBIND11_MODULE" not in source:
+    source += '\\nPYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("forward", &forward); }\\n'
+try:
+    extension = load_inline("candidate", cpp_sources="", cuda_sources=source, build_directory=".", verbose=False)
+except Exception as e:
+    print(json.dumps({"correct": False, "compiled": False, "message": str(e).strip().splitlines()[-1][:500]}))
+    raise SystemExit(0)
+result = code_check.kernelbench_run(open("problem.py").read(), extension.forward, sys.argv[2])
+print(json.dumps({"compiled": True, **result}))
+"""
+
+
+def kernelbench_check(problem_source, cuda_source, device="cuda", timeout=600):
+    """Build cuda_source with load_inline and run it against a KernelBench problem (its source
+    text, from kernelbench_problems) on device, all in the sandbox (no memory limit: CUDA reserves
+    terabytes of addresses). {"compiled", "correct", "message", "ms", "ref_ms", "speedup"}."""
+    import torch
+    if not torch.cuda.is_available():
+        return {"compiled": False, "correct": False, "message": "no CUDA device", "speedup": None}
+    refused = refused_include(cuda_source)
+    if refused:
+        return {"compiled": False, "correct": False, "message": refused, "speedup": None}
+    nvcc = find_nvcc()
+    env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.path.dirname(nvcc), "/usr/bin", "/bin"]),
+           **{key: os.environ[key] for key in ("CUDA_HOME", "CUDA_VISIBLE_DEVICES") if key in os.environ}}
+    done = run_sandboxed([sys.executable, "harness.py", os.path.dirname(os.path.abspath(__file__)), str(device)],
+                         files={"harness.py": HARNESS, "problem.py": problem_source, "kernel.cu": cuda_source},
+                         timeout=timeout, memory_bytes=None, max_processes=512, env=env)
+    lines = done.stdout.strip().splitlines()
+    if done.timed_out or not lines:
+        why = f"timed out after {timeout} s" if done.timed_out else (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"compiled": False, "correct": False, "message": why, "speedup": None}
+    return json.loads(lines[-1])
+
+
+def fast_p(results, p=1.0):
+    """KernelBench's fast_p: the share of problems whose kernel is correct and more than p times as
+    fast as the reference (fast_0 is the share correct)."""
+    return sum(bool(r.get("correct")) and r["speedup"] > p for r in results) / len(results)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--sandbox"]:
+    enter_sandbox(json.loads(sys.argv[2]), sys.argv[3:])

@@ -1,0 +1,17 @@
+# GRPO's choices on the Python code model (config/rl_python_cpu.py, shortened to 30 steps): the group
+# size at the same 64 completions per step (4 prompts x 16, 8 x 8, 16 x 4), the small KL penalty
+# toward the starting model vs none, and advantages divided by the group's std (GRPO) vs not
+# (Dr. GRPO). The measure is the held-out reward (log.jsonl's `reward`), not the LM loss ablate's
+# table shows: docs/rl.md has both.
+# $ OMP_WAIT_POLICY=PASSIVE python analysis/ablate.py config/ablations/rl.py
+script = "train_rl.py"
+base_config = "config/rl_python_cpu.py"
+base_overrides = {"max_iters": 30, "eval_interval": 15, "eval_tasks": 32}
+baseline = "G16"
+variants = {
+    "G16": {},                                          # config/rl_python_cpu.py: 4 prompts x 16
+    "G8": {"group_size": 8, "tasks_per_step": 8},
+    "G4": {"group_size": 4, "tasks_per_step": 16},
+    "no-kl": {"kl_coef": 0.0},
+    "no-std": {"std_normalize": False},
+}

@@ -1,0 +1,496 @@
+"""Tests for code_check.py: completion tasks cut from hand-written CUDA and Python files, the
+compile / parse and non-trivial checks on hand-written kernels and functions (nvcc runs: install it
+with pip install nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-cccl), the sandbox against the
+accidents it guards against, and pass@k."""
+
+import itertools
+import math
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import code_check  # noqa: E402
+from code_check import PREAMBLE, Task  # noqa: E402
+from prepare import cuda_code  # noqa: E402
+
+# -----------------------------------------------------------------------------
+# CUDA tasks: brace matching and extraction
+
+CUDA_FILE = r'''#include "project_header.cuh"   // not in the corpus: why tasks are kernels alone
+#define LAUNCH_KERNEL(name) __global__ void name(float* p) { p[0] = 1; }
+
+__global__ void declared_only(float* x, int n);
+
+template <typename T,
+          int BLOCK>
+__global__ void __launch_bounds__(256) scale(T* __restrict__ out, const T* in, int n) {
+    const char* s = "} not a brace {";   // nor is this }
+    char c = '}';
+    /* a comment with { in it */
+    for (int i = threadIdx.x; i < n; i += BLOCK) {
+        if (i < n) { out[i] = in[i] * (T)2; }
+    }
+}
+
+__global__ void reads_only(const float* x, float* y) {
+    float v = x[threadIdx.x];
+}
+'''
+
+
+def test_a_brace_inside_a_string_comment_or_char_literal_does_not_count():
+    code = code_check.blank_comments_and_literals('{ "}" /* } */ // }\n \'}\' { } }tail')
+    assert code_check.matching_brace(code, 0) == len('{ "}" /* } */ // }\n \'}\' { } }')
+
+
+def test_each_defined_kernel_is_a_task_with_its_template_line():
+    tasks = code_check.cuda_tasks(CUDA_FILE, "f.cu")
+    # the #define'd kernel and the declaration are not tasks
+    assert [t.name for t in tasks] == ["scale", "reads_only"]
+    scale = tasks[0]
+    assert scale.prompt == PREAMBLE + CUDA_FILE[CUDA_FILE.index("template <typename T,"):CUDA_FILE.index("int n) {") + 8]
+    body_start = CUDA_FILE.index("int n) {") + 8
+    assert scale.reference == CUDA_FILE[body_start:CUDA_FILE.index("\n\n__global__ void reads_only")]
+    assert scale.reference.endswith("    }\n}") and scale.source == "f.cu" and scale.language == "cuda"
+
+
+def test_a_completion_is_cut_at_the_brace_that_closes_the_kernel():
+    sample = "\n  if (i) { x[i] = '}'; } // }\n  y[0] = 1;\n}\n__global__ void next(float* z) {\n}"
+    assert code_check.cut_cuda_completion(sample) == sample[:sample.index("}\n__global__") + 1]
+    assert code_check.cut_cuda_completion("\n x[0] = 1;\n<|endoftext|>}") == "\n x[0] = 1;\n"  # never closed
+    assert code_check.cut_cuda_completion("\n}<|endoftext|>more") == "\n}"
+
+
+# -----------------------------------------------------------------------------
+# non-trivial kernels: a store through a pointer parameter
+
+KERNEL = Task("cuda", "k", PREAMBLE + "__global__ void k(float* __restrict__ out, const float *in, Pair* pairs, "
+              "int n, float scale[4]) {", "", "test")
+
+
+def test_pointer_parameters_are_the_ones_declared_with_a_star_or_brackets():
+    assert code_check.pointer_parameters(KERNEL.prompt) == {"out", "in", "pairs", "scale"}
+
+
+@pytest.mark.parametrize("body", [
+    "\n  int i = threadIdx.x;\n  out[i] = in[i] * 2.0f;\n}",
+    "\n  int i = threadIdx.x;\n  out[i * n + 1] += in[i];\n}",
+    "\n  int i = threadIdx.x;\n  *out = in[i] + 1.0f;\n}",
+    "\n  int i = threadIdx.x;\n  *(out + i) = in[i];\n}",
+    "\n  int i = threadIdx.x;\n  pairs[i].first = in[i];\n}",
+    "\n  int i = threadIdx.x;\n  pairs->first = i;\n}",
+    "\n  atomicAdd(&out[threadIdx.x % n], in[0]);\n}",
+    "\n  float* row = out + blockIdx.x * n;\n  row[threadIdx.x] = 0.0f;\n}",
+    "\n  reinterpret_cast<float4*>(out)[threadIdx.x] = make_float4(0, 0, 0, 0);\n}",
+    "\n  int i = threadIdx.x;\n  out[i]++;\n}",
+])
+def test_a_body_that_stores_through_a_pointer_parameter_is_non_trivial(body):
+    assert code_check.cuda_nontrivial(KERNEL, body)
+
+
+@pytest.mark.parametrize("body", [
+    "\n}",                                                              # empty
+    "\n  int i = threadIdx.x;\n  float v = in[i] * 2.0f;\n}",            # reads only
+    "\n  int i = threadIdx.x;\n  if (out[i] == in[i]) { return; }\n}",   # compares, stores nothing
+    "\n  float buf[4];\n  buf[threadIdx.x % 4] = in[0];\n}",             # a local array, not memory it was given
+    "\n  out = out + 1;\n  in = in + n;\n  n = n * 2;\n}",               # moves its own copy of the pointer
+    "\n  int i = threadIdx.x; // out[i] = 1;\n  float v = 2.0f;\n}",     # the store is a comment
+])
+def test_a_body_that_stores_nothing_through_a_parameter_is_trivial(body):
+    assert not code_check.cuda_nontrivial(KERNEL, body)
+
+
+# -----------------------------------------------------------------------------
+# compiling: nvcc in the sandbox
+
+def compiled(body, signature="__global__ void k(float* out, const float* in, int n) {", **kwargs):
+    return code_check.compile_cuda(PREAMBLE + signature + body, **kwargs)
+
+
+def test_a_correct_kernel_compiles():
+    assert compiled("\n  int i = blockIdx.x * blockDim.x + threadIdx.x;\n  if (i < n) out[i] = __expf(in[i]);\n}") == (True, "")
+
+
+@pytest.mark.parametrize("body, error", [
+    ("\n  int i = threadIdx.x\n  out[i] = in[i];\n}", "expected a \";\""),       # syntax error
+    ("\n  out[threadIdx.x] = undeclared_name;\n}", "undefined"),              # undeclared name
+    ("\n  out[0] = 1;\n", "expected a \"}\""),                                 # never closed
+])
+def test_a_broken_kernel_does_not_compile_and_says_why(body, error):
+    ok, message = compiled(body)
+    assert not ok and error in message
+
+
+def test_an_empty_body_compiles_but_scores_nothing():
+    task = Task("cuda", "k", PREAMBLE + "__global__ void k(float* out) {", "", "test")
+    for body in ("\n}", "\n  int i = threadIdx.x;\n  float v = 2.0f * i;\n}"):  # empty; writes nothing
+        result = code_check.score(task, body + "\n// whatever follows the kernel")
+        assert result.ok and not result.nontrivial and result.reward == 0.0
+    assert code_check.score(task, "\n}", partial_credit=0.25).reward == 0.25
+    assert code_check.score(task, "\n  out[threadIdx.x] = 1.0f;\n}").reward == 1.0
+
+
+def test_a_template_kernel_is_instantiated_so_that_its_body_is_compiled():
+    task = Task("cuda", "k", PREAMBLE + "template <typename T, int BLOCK, bool FAST = false>\n"
+                "__global__ void k(T* out, int n) {", "", "test")
+    assert code_check.template_arguments(task.prompt.removeprefix(PREAMBLE)) == ["float", "32", "true"]
+    garbage = " x y z = ;; }"
+    assert code_check.compile_cuda(task.prompt + garbage)[0]  # uninstantiated, nvcc lets it through
+    assert not code_check.score(task, garbage).ok
+    assert code_check.score(task, "\n  if (threadIdx.x < n) out[threadIdx.x] = (T)BLOCK;\n}").reward == 1.0
+
+
+def test_a_macro_that_expands_forever_is_stopped_by_the_timeout():
+    # each level doubles: 2^40 tokens to expand
+    macros = "#define A0 x x\n" + "".join(f"#define A{i} A{i - 1} A{i - 1}\n" for i in range(1, 41))
+    started = time.time()
+    ok, message = code_check.compile_cuda(PREAMBLE + macros + "__global__ void k(float* x) { A40; }", timeout=3)
+    assert not ok and "timed out" in message and time.time() - started < 10
+
+
+@pytest.mark.parametrize("include", ['#include "/etc/passwd"', "#include </dev/zero>", '#include "../../secret.h"',
+                                     "#include __FILE__"])
+def test_an_include_reaching_outside_the_cuda_headers_is_refused_before_compiling(include):
+    ok, message = code_check.compile_cuda(PREAMBLE + include + "\n__global__ void k(float* x) { x[0] = 1; }")
+    assert not ok and message.startswith(f"#include {include.split()[1]} refused")
+
+
+def test_missing_nvcc_is_one_line_naming_the_pip_command(monkeypatch):
+    monkeypatch.setattr(code_check.shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "nvidia", None)  # import nvidia fails: no wheel
+    with pytest.raises(SystemExit, match="^error: nvcc .* pip install nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-cccl$"):
+        code_check.find_nvcc()
+
+
+# -----------------------------------------------------------------------------
+# Python tasks
+
+PYTHON_FILE = '''import os
+
+
+def documented(a, b=1):
+    """Add.
+
+    With a blank line inside the docstring."""
+    total = a + b
+    return total
+
+
+class A:
+    @staticmethod
+    def method(x):
+        if x:
+            return {"}": x}
+        return None
+
+    def only_doc(self):
+        """Nothing after me."""
+
+
+def one_line(): return 1
+'''
+
+
+def test_each_function_with_a_body_is_a_task_prompted_with_its_signature_and_docstring():
+    tasks = {t.name: t for t in code_check.python_tasks(PYTHON_FILE, "m.py")}
+    assert sorted(tasks) == ["documented", "method"]  # only_doc and one_line have no body lines to complete
+    assert tasks["documented"].prompt == 'def documented(a, b=1):\n    """Add.\n\n    With a blank line inside the docstring."""\n'
+    assert tasks["documented"].reference == "    total = a + b\n    return total\n"
+    assert tasks["method"].prompt == "@staticmethod\ndef method(x):\n"  # dedented to column 0
+    assert tasks["method"].reference == '    if x:\n        return {"}": x}\n    return None\n'
+
+
+def test_a_python_completion_is_cut_at_the_dedent():
+    sample = "    x = 1\n\n    if x:\n        y = 2\n    return y\ndef next_function():\n    pass\n"
+    assert code_check.cut_python_completion(sample) == "    x = 1\n\n    if x:\n        y = 2\n    return y\n"
+    assert code_check.cut_python_completion("    return 1\n<|endoftext|>x = 2\n") == "    return 1\n"
+
+
+@pytest.mark.parametrize("body, nontrivial", [
+    ("    total = a + b\n    return total\n", True),
+    ("    print(a, b, sep=', ')\n", True),
+    ("    return max(a, b) + min(a, b)\n", True),
+    ("    pass\n", False),
+    ("    ...\n", False),
+    ("    return\n", False),
+    ("    return None\n", False),
+    ("    '''another string'''\n    pass\n", False),
+    ("    x = 1\n", False),                           # does something, but too short to mean it
+])
+def test_a_python_body_is_non_trivial_if_it_does_more_than_pass_or_return(body, nontrivial):
+    task = Task("python", "f", 'def f(a, b):\n    """Doc."""\n', "", "test")
+    assert code_check.parses(task.prompt + body)[0]
+    assert code_check.python_nontrivial(task, body) == nontrivial
+    assert code_check.score(task, body + "def g():\n").nontrivial == nontrivial
+
+
+def test_a_python_body_that_does_not_parse_fails():
+    task = Task("python", "f", "def f(a):\n", "", "test")
+    result = code_check.score(task, "    return (a +\n")
+    assert not result.ok and not result.nontrivial and "SyntaxError" in result.message
+
+
+# -----------------------------------------------------------------------------
+# free samples cut at the last complete statement (moved from analysis/syntax_check.py)
+
+CUT_OFF_CLASS = '''"""A module docstring.
+x = 1 at column 0 inside a string is not a statement
+"""
+import os
+
+@decorator
+@another(1,
+2)
+def f(a,
+b):
+    if a:
+        return 1
+    else:
+        return 2
+try:
+    pass
+except ValueError:
+    pass
+finally:
+    pass
+X = [
+1,
+]
+# a comment
+class A:
+    def g(self):
+        retu'''
+
+
+def test_cut_keeps_every_complete_top_level_statement():
+    cut = code_check.cut_to_last_statement(CUT_OFF_CLASS)
+    assert cut == CUT_OFF_CLASS[:CUT_OFF_CLASS.index("class A:")]
+    assert code_check.syntax_validity([cut]) == 1.0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("x = 1\ny = 2\nz = 3", "x = 1\ny = 2\n"),                       # the last line may be cut off
+    ("x = 1\ny = (2,\n3", "x = 1\n"),                               # open bracket: y is unfinished
+    ("x = 1\ny = 2\ns = '''abc\nd", "x = 1\ny = 2\n"),              # unterminated string
+    ("def f():\n    return 1\nif x:\n    pass\nelse:\n    pass\n", "def f():\n    return 1\n"),  # else continues if
+    ("@dec\ndef f():\n    pass\n", ""),                             # the decorator belongs to the def
+    ("x = 1\n", ""),                                                # nothing is known complete
+    ("", ""),
+])
+def test_cut_to_last_statement(text, expected):
+    assert code_check.cut_to_last_statement(text) == expected
+
+
+def test_cut_stops_at_an_indentation_error_and_keeps_what_came_before():
+    text = "a = 1\nb = 2\nif a:\n        c = 3\n    d = 4\ne = 5\n"  # d dedents to no known level
+    assert code_check.cut_to_last_statement(text) == "a = 1\nb = 2\n"
+
+
+def test_syntax_validity_counts_what_ast_parse_accepts():
+    valid = ["x = 1\n", "def f(a, *b, **c):\n    return a\n", "class A(B):\n    '''doc'''\n", "import os\n"]
+    invalid = ["x = = 1\n", "def f(:\n    pass\n", "if x:\npass\n", "return (\n", "x = 1\x00\n"]
+    assert code_check.syntax_validity(valid) == 1.0
+    assert code_check.syntax_validity(invalid) == 0.0
+    assert code_check.syntax_validity(valid + invalid) == pytest.approx(4 / 9)
+
+
+def test_a_text_without_statements_is_not_valid():
+    assert code_check.syntax_validity(["", "\n\n", "# only a comment\n"]) == 0.0
+    with pytest.raises(ValueError):
+        code_check.syntax_validity([])
+
+
+# -----------------------------------------------------------------------------
+# the split: by file
+
+def test_the_split_is_by_file_and_weights_repeat_only_train_files(tmp_path):
+    for repo in ("big+repo", "kernels+repo"):
+        for i in range(40):
+            path = tmp_path / repo / f"f{i}.cu"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"// Copyright {i} Someone, MIT licence\n__global__ void {repo[:3]}{i}(float* x) {{ x[{i}] = {i}; }}\n")
+    (tmp_path / "kernels+repo" / "copy.cu").write_text((tmp_path / "kernels+repo" / "f3.cu").read_text())
+    names = {"train": [], "val": []}
+    documents = list(cuda_code.cuda_corpus([str(tmp_path)], {"big+repo": 0, "kernels+repo": 2}, 0.3, names)())
+    train, val = set(names["train"]), set(names["val"])
+    assert train and val and not train & val                    # no file in both
+    assert len({"kernels+repo/copy.cu", "kernels+repo/f3.cu"} & (train | val)) == 1  # a copy's text once
+    assert not any(name.startswith("big+repo") for name in train)  # weight 0: out of train...
+    assert any(name.startswith("big+repo") for name in val)        # ...but still held out
+    assert len(names["train"]) == 2 * len(train)                 # weight 2: twice
+    assert all(text.startswith("__global__") for _, text in documents)  # the licence line is dropped
+
+
+# -----------------------------------------------------------------------------
+# the sandbox
+
+def run_python(code, **kwargs):
+    return code_check.run_sandboxed([sys.executable, "-c", code], **kwargs)
+
+
+def test_the_sandbox_runs_a_program_in_an_empty_directory_with_a_minimal_environment():
+    done = run_python("import os, sys; print(os.listdir('.'), sorted(os.environ), sys.stdin.read() == '')",
+                      files={"input.txt": "hello"})
+    assert done.returncode == 0 and not done.timed_out
+    assert done.stdout.split("] ")[0] + "]" == "['input.txt']"
+    assert "HOME" in done.stdout and "SECRET_TOKEN" not in done.stdout and done.stdout.strip().endswith("True")
+
+
+def test_the_sandbox_stops_an_infinite_loop():
+    started = time.time()
+    done = run_python("while True: pass", timeout=2)
+    assert done.timed_out and time.time() - started < 6
+
+
+def test_the_sandbox_stops_a_memory_bomb():
+    done = run_python("x = bytearray(16 << 30)\nprint('allocated')", memory_bytes=1 << 30)
+    assert done.returncode != 0 and "MemoryError" in done.stderr and "allocated" not in done.stdout
+
+
+def test_the_sandbox_kills_every_process_of_a_fork_bomb():
+    marker = uuid.uuid4().hex  # in every bomb process's command line
+    bomb = f"import os, time  # {marker}\nfor _ in range(50):\n    if os.fork() == 0:\n        time.sleep(60)\n"
+    done = run_python(bomb, timeout=2, max_processes=16)
+    survivors = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                survivors.append(pid)
+        except OSError:
+            pass
+    # a non-root user's fork fails past max_processes (RLIMIT_NPROC); root's forks are stopped by the timeout
+    assert done.timed_out or "BlockingIOError" in done.stderr
+    assert survivors == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Landlock is Linux's")
+def test_the_sandbox_refuses_a_write_outside_its_directory(tmp_path):
+    outside = tmp_path / "written_by_the_sandbox.txt"
+    done = run_python(f"open('inside.txt', 'w').write('ok')\nprint(open('inside.txt').read())\nopen({str(outside)!r}, 'w')")
+    assert done.stdout.strip() == "ok"  # inside its own directory: allowed
+    assert "PermissionError" in done.stderr and not outside.exists()
+
+
+# -----------------------------------------------------------------------------
+# pass@k
+
+def pass_at_k_by_enumeration(n, c, k):
+    """The share of all k-subsets of n samples (c of them passing) that hold a passing one."""
+    samples = [True] * c + [False] * (n - c)
+    subsets = list(itertools.combinations(samples, k))
+    return sum(any(s) for s in subsets) / len(subsets)
+
+
+def test_pass_at_k_by_hand():
+    assert code_check.pass_at_k(4, 1, 2) == pytest.approx(1 - 3 / 6)   # 1 - C(3,2)/C(4,2)
+    assert code_check.pass_at_k(4, 0, 4) == 0.0
+    assert code_check.pass_at_k(4, 1, 1) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("n, c, k", [(5, 2, 3), (10, 3, 1), (10, 3, 4), (8, 0, 2), (8, 8, 2), (12, 5, 7)])
+def test_pass_at_k_is_the_chance_that_a_k_subset_holds_a_pass(n, c, k):
+    assert code_check.pass_at_k(n, c, k) == pytest.approx(pass_at_k_by_enumeration(n, c, k))
+    assert math.isclose(code_check.pass_at_k(n, c, k), 1 - math.comb(n - c, k) / math.comb(n, k))
+
+
+# -----------------------------------------------------------------------------
+# the KernelBench execution check: every part but the GPU, with Python stand-ins for the kernel
+
+KERNELBENCH = REPO.parent / "shared" / "data" / "cuda" / "kernelbench.tar.gz"  # beside the checkout, read by path
+TINY_RELU = """import torch
+class Model(torch.nn.Module):
+    def forward(self, x):
+        return torch.relu(x)
+def get_inputs():
+    return [torch.randn(4, 8)]
+def get_init_inputs():
+    return []
+"""
+TINY_LINEAR = """import torch
+class Model(torch.nn.Module):
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.linear = torch.nn.Linear(n_in, n_out)
+    def forward(self, x):
+        return self.linear(x)
+def get_inputs():
+    return [torch.randn(3, 8)]
+def get_init_inputs():
+    return [8, 4]
+"""
+
+
+@pytest.mark.skipif(not KERNELBENCH.exists(), reason="kernelbench.tar.gz is not on this machine")
+def test_level_1_holds_a_hundred_problems_with_a_model_and_inputs():
+    problems = code_check.kernelbench_problems(str(KERNELBENCH))
+    assert len(problems) == 100 and code_check.RELU_PROBLEM in problems
+    assert all("class Model" in source and "def get_inputs" in source for source in problems.values())
+
+
+def test_the_reference_relu_kernel_compiles_as_device_code():
+    (task,) = code_check.cuda_tasks(code_check.RELU_KERNEL)
+    assert task.name == "relu_kernel" and code_check.score(task, task.reference).reward == 1.0
+
+
+def test_a_correct_stand_in_passes_and_is_timed():
+    import torch
+    result = code_check.kernelbench_run(TINY_RELU, torch.relu, "cpu")
+    assert result["correct"] and result["message"] == "" and result["speedup"] == result["ref_ms"] / result["ms"]
+
+
+def test_the_candidate_gets_the_inputs_then_the_init_inputs_then_the_parameters():
+    def linear(x, n_in, n_out, weight, bias):
+        assert (n_in, n_out, weight.shape) == (8, 4, (4, 8))
+        return x @ weight.T + bias
+    assert code_check.kernelbench_run(TINY_LINEAR, linear, "cpu")["correct"]
+
+
+def first_answer_forever():
+    cache = []  # what a kernel caching its output by input pointer does once the pointer repeats
+    return lambda x: cache[0] if cache else cache.append(torch_relu(x)) or cache[0]
+
+
+def torch_relu(x):
+    import torch
+    return torch.relu(x)
+
+
+def zero_input_after(x):
+    y = torch_relu(x)
+    x.zero_()  # the reference, run after on the same tensor, would agree with a zero output
+    return y
+
+
+@pytest.mark.parametrize("make_candidate, why", [
+    (lambda: lambda x: x.clamp_(min=0), "the output is an input's memory"),
+    (lambda: zero_input_after, "the candidate wrote into its input"),
+    (first_answer_forever, "trial 2: wrong values"),
+    (lambda: lambda x: 2 * torch_relu(x), "trial 1: wrong values"),
+    (lambda: lambda x: torch_relu(x).sum(), "output () differs"),
+])
+def test_each_known_exploit_fails_the_check(make_candidate, why):
+    result = code_check.kernelbench_run(TINY_RELU, make_candidate(), "cpu")
+    assert not result["correct"] and why in result["message"] and result["speedup"] is None
+
+
+def test_without_a_gpu_the_check_says_so():
+    assert code_check.kernelbench_check(TINY_RELU, code_check.RELU_KERNEL, "cuda")["message"] == "no CUDA device"
+
+
+def test_the_harness_is_python_that_binds_forward_and_runs_the_check():
+    import ast
+    ast.parse(code_check.HARNESS)
+    assert 'm.def("forward", &forward)' in code_check.HARNESS and "kernelbench_run" in code_check.HARNESS
+
+
+def test_fast_p_counts_correct_kernels_faster_than_p():
+    results = [{"correct": True, "speedup": 2.0}, {"correct": True, "speedup": 0.5}, {"correct": False, "speedup": None},
+               {"correct": True, "speedup": 1.0}]
+    assert code_check.fast_p(results, 1.0) == 1 / 4   # only the 2x one: 1.0x is not faster
+    assert code_check.fast_p(results, 0.0) == 3 / 4   # fast_0: the share correct

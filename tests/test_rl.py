@@ -1,0 +1,257 @@
+"""
+train_rl.py: GRPO's pieces against hand-computed values and exact references, then the script end to
+end on a tiny code model: two processes equal one, a stopped and resumed run equals a straight one.
+
+train_rl.py is a flat script (running it trains), so the unit tests take its functions from its
+source: every top-level `def` before the settings, executed on their own.
+"""
+
+import ast
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model_gpt import GPT, GPTConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def rl_functions():
+    """The functions train_rl.py defines at its top, with the names they use."""
+    with open(os.path.join(ROOT, "train_rl.py")) as f:
+        tree = ast.parse(f.read())
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    namespace = {"torch": torch, "F": F, "KVCache": __import__("model_gpt").KVCache}
+    exec(compile(ast.Module(body=defs, type_ignores=[]), "train_rl.py", "exec"), namespace)
+    return namespace
+
+
+rl = rl_functions()
+
+
+# -----------------------------------------------------------------------------
+# the algorithm
+
+def test_advantages_are_the_reward_minus_the_group_mean_optionally_over_its_std():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.5, 0.5, 0.5, 0.5], [1.0, 0.0, 0.0, 0.0]])
+    plain = rl["group_advantages"](rewards, std_normalize=False)
+    assert torch.allclose(plain, torch.tensor([[0.5, -0.5, -0.5, 0.5], [0.0] * 4, [0.75, -0.25, -0.25, -0.25]]))
+    scaled = rl["group_advantages"](rewards, std_normalize=True)
+    std3 = math.sqrt(0.75 * 0.25)  # the population std of one 1 among four
+    expected = torch.tensor([[1.0, -1.0, -1.0, 1.0], [0.0] * 4, [0.75 / std3] + [-0.25 / std3] * 3])
+    assert torch.allclose(scaled, expected, atol=1e-5)  # a group that all scored the same stays at 0, no NaN
+
+
+def test_the_clipped_loss_and_its_gradient_match_hand_computed_values():
+    # four tokens with ratios 1.5, 0.5, 1.5, 0.5 (clip_eps 0.2: the range is [0.8, 1.2]) and
+    # advantages +1, +1, -1, -1; a fifth token is masked out; the batch has 4 completion tokens
+    old = torch.zeros(1, 5)
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.5, 0.5, 3.0]])).requires_grad_()
+    advantages = torch.tensor([[1.0, 1.0, -1.0, -1.0, 1.0]])  # per token here; train_rl passes (B, 1)
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])
+    loss = rl["policy_loss"](logp, old, None, advantages, mask, clip_eps=0.2, kl_coef=0.0, num_tokens=4)
+    # per token -min(r A, clip(r) A): -min(1.5, 1.2) = -1.2; -min(0.5, 0.8) = -0.5;
+    # -min(-1.5, -1.2) = 1.5; -min(-0.5, -0.8) = 0.8; masked: 0
+    assert loss.item() == pytest.approx((-1.2 - 0.5 + 1.5 + 0.8) / 4)
+    loss.backward()
+    # d/dlogp of -r A is -r A where the unclipped term is the minimum, 0 where the clipped one is
+    assert torch.allclose(logp.grad, torch.tensor([[0.0, -0.5 / 4, 1.5 / 4, 0.0, 0.0]]))
+
+
+def test_at_ratio_one_the_loss_gradient_is_reinforce():
+    """The first update on a fresh batch (old = the policy's own values): -A times the gradient of
+    log p, with the KL penalty adding nothing while the policy equals the reference."""
+    logp = torch.tensor([[-1.0, -2.0, -0.5]], requires_grad=True)
+    loss = rl["policy_loss"](logp, logp.detach(), logp.detach(), torch.tensor([[2.0]]), torch.ones(1, 3),
+                             clip_eps=0.2, kl_coef=0.5, num_tokens=3)
+    loss.backward()
+    assert loss.item() == pytest.approx(-2.0)
+    assert torch.allclose(logp.grad, torch.full((1, 3), -2.0 / 3))
+
+
+def test_the_k3_estimator_is_nonnegative_and_its_expectation_is_the_exact_kl():
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        p = torch.softmax(torch.randn(6, generator=generator) * 2, dim=0)
+        q = torch.softmax(torch.randn(6, generator=generator) * 2, dim=0)
+        k3 = rl["kl_k3"](p.log(), q.log())  # the estimate if each token had been sampled from p
+        assert (k3 >= 0).all()
+        exact = (p * (p / q).log()).sum()
+        assert (p * k3).sum().item() == pytest.approx(exact.item(), rel=1e-5)
+        # and from samples, as train_rl uses it
+        tokens = torch.multinomial(p, 200_000, replacement=True, generator=generator)
+        assert k3[tokens].mean().item() == pytest.approx(exact.item(), rel=0.03, abs=1e-3)
+
+
+def test_a_policy_over_five_tokens_learns_the_rewarded_one():
+    """A bandit: sample 8 tokens from the policy, reward token 3, advantages per group, the loss
+    with gradient steps. The rewarded token's probability climbs from 1/5 to near 1."""
+    torch.manual_seed(0)
+    logits = torch.zeros(5, requires_grad=True)
+    optim = torch.optim.Adam([logits], lr=0.1)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        logprobs = F.log_softmax(logits, dim=0)
+        tokens = torch.multinomial(logprobs.exp().detach(), 8, replacement=True, generator=generator)
+        rewards = (tokens == 3).float()[None]                                      # (1, G)
+        advantages = rl["group_advantages"](rewards, std_normalize=True).view(-1, 1)  # (G, 1)
+        logp = logprobs[tokens][:, None]                                           # (G, 1): one token each
+        loss = rl["policy_loss"](logp, logp.detach(), None, advantages, torch.ones(8, 1), 0.2, 0.0, 8)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    assert F.softmax(logits, dim=0)[3].item() > 0.95
+
+
+def test_a_group_is_sampled_with_the_cache_stops_when_every_completion_ended_and_repeats_with_its_seed():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=64, tokenizer_vocab_size=60)).eval()
+    ended = lambda ids: ids[-1] % 4 == 0  # a completion "ends" at a token divisible by 4
+    sample = lambda seed: rl["sample_group"](model, [1, 2, 3], 6, 30, 1.0, torch.Generator().manual_seed(seed), ended)
+    group = sample(7)
+    assert group == sample(7) and group != sample(8)
+    assert all(ids and ended(ids) and not any(ended(ids[:i]) for i in range(1, len(ids))) for ids in group)
+    assert all(t < 60 for ids in group for t in ids)  # padding ids are never sampled
+    # the same tokens as sampling without the cache, each step a full forward pass over everything
+    # so far, from a generator with the same seed
+    generator = torch.Generator().manual_seed(7)
+    idx = torch.tensor([[1, 2, 3]] * 6)
+    for _ in range(max(len(ids) for ids in group)):
+        logits = model(idx)[0][:, -1].float()
+        logits[:, 60:] = -float("inf")
+        idx = torch.cat([idx, torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)], dim=1)
+    for row, ids in enumerate(group):
+        assert idx[row, 3:3 + len(ids)].tolist() == ids
+
+
+@pytest.mark.parametrize("language, text, expected", [
+    # a method's body indented 8, then the class's next method at 4: the body ends before it
+    ("python", "\n        x = 1\n\n        return x\n\n    def g(self):", ("\n        x = 1\n\n        return x\n\n", True)),
+    ("python", "\n    return 1\ndef", ("\n    return 1\n", True)),
+    ("python", " # the prompt's last line\n    y = 2\n", (" # the prompt's last line\n    y = 2\n", False)),
+    ("python", "\n    y = 2<|endoftext|>def f", ("\n    y = 2", True)),
+    # a kernel's body ends at the brace that closes its own; braces in strings and comments do not count
+    ("cuda", ' if (i < n) { y[i] = 0; } // }\n printf("}");\n}\n__global__', (' if (i < n) { y[i] = 0; } // }\n printf("}");\n}\n__global__\n', True)),
+    ("cuda", " y[0] = 1; // }", (" y[0] = 1; // }\n", False)),
+    ("cuda", ' printf("\\', (' printf("\\\n', False)),
+])
+def test_where_a_body_ends(language, text, expected):
+    import code_check
+    functions = rl_functions()
+    functions.update(language=language, decode=lambda ids: text, code_check=code_check)
+    assert functions["body"](None) == expected
+
+
+# -----------------------------------------------------------------------------
+# the script, on a tiny code model: a few hundred small functions, a model trained on them for
+# seconds (enough that some of its bodies parse and some do not: the rewards of a group differ)
+
+FUNCTION = '''def {name}(x, n={k}):
+    """{doc} {k}."""
+{body}
+'''
+BODIES = ["    return x + n", "    y = x * n\n    return y", "    for i in range(n):\n        x = x + i\n    return x",
+          "    if x > n:\n        return x\n    return n", "    pass"]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rl")
+    source = root / "src"
+    source.mkdir()
+    for f in range(60):
+        functions = [FUNCTION.format(name=f"f{f}_{j}", k=(f * 7 + j) % 13, doc=["Add", "Scale", "Sum up to", "Clip at"][j % 4],
+                                     body=BODIES[(f + j) % len(BODIES)]) for j in range(4)]
+        (source / f"m{f}.py").write_text("\n\n".join(functions))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "prepare/python_code.py", "--no_stdlib", "--data_files", str(source),
+                    "--out_dir", str(root / "data" / "tinycode"), "--vocab_size=300", "--val_fraction=0.2", "--num_proc=1"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "train_gpt.py", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=96",
+                    "--batch_size=8", "--max_iters=150", "--eval_interval=150", "--eval_iters=2", "--log_interval=0",
+                    "--learning_rate=3e-3", "--warmup_iters=10", "--device=cpu", "--dtype=float32",
+                    f"--data_dir={root / 'data'}", "--dataset=tinycode", f"--out_dir={root / 'base'}"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    return root
+
+
+def rl_args(root, out_dir, *extra):
+    return ["train_rl.py", f"--base_dir={root / 'base'}", f"--out_dir={out_dir}", "--max_new_tokens=32",
+            "--tasks_per_step=4", "--group_size=4", "--batch_size=8", "--eval_interval=2", "--eval_tasks=6",
+            "--eval_samples=2", "--eval_iters=2", "--learning_rate=1e-3", "--reward_valid=0.5", "--device=cpu", "--dtype=float32", *extra]
+
+
+def run(args, nproc=1, check=True):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, *args] if nproc == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stdout[-3000:] + result.stderr[-3000:])
+    return result
+
+
+def weights(out_dir):
+    return torch.load(os.path.join(out_dir, "ckpt.pt"), map_location="cpu", weights_only=True)["model"]
+
+
+def read_log(out_dir):
+    import json
+    with open(os.path.join(out_dir, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def straight(base):
+    """Four steps in one go, evaluated at 0, 2 and 4."""
+    out = base / "straight"
+    run(rl_args(base, out, "--max_iters=4"))
+    return out
+
+
+def test_a_tiny_run_logs_every_held_out_figure_and_moves_away_from_the_start(straight):
+    records = read_log(straight)
+    assert [r["iter"] for r in records] == [0, 2, 4]
+    for key in ("reward", "valid_rate", "nontrivial_rate", "pass_at_1", "pass_at_k", "entropy", "distinct_2"):
+        assert all(0 <= r[key] <= max(1.0, r[key]) for r in records), key
+    assert records[0]["kl_to_start"] == 0.0  # before any step the policy is the starting model
+    assert records[-1]["kl_to_start"] > 0
+    assert all(0 < r["length"] <= 32 and math.isfinite(r["val_loss"]) for r in records)
+    assert records[1]["kl_to_start"] > 0  # the rewards of the first groups differed: the policy moved
+
+
+def test_stopping_and_resuming_is_bit_identical_to_a_straight_run(base, straight):
+    out = base / "resumed"
+    run(rl_args(base, out, "--max_iters=2"))
+    run(rl_args(base, out, "--max_iters=4", "--init_from=resume"))
+    expected, got = weights(straight), weights(out)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    without_time = lambda records: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in records]
+    assert without_time(read_log(out)) == without_time(read_log(straight))  # the resume does not evaluate iter 2 again
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
+def test_two_processes_each_sampling_half_the_prompts_equal_one_process(base, straight):
+    out = base / "ddp"
+    run(rl_args(base, out, "--max_iters=4"), nproc=2)
+    expected, got = weights(straight), weights(out)
+    assert all(torch.allclose(expected[k], got[k], atol=1e-6) for k in expected)
+    for one, two in zip(read_log(straight), read_log(out)):  # the held-out evaluations too, shared out
+        assert one["reward"] == two["reward"] and one["length"] == two["length"]
+
+
+def test_bad_settings_are_one_line_errors(base):
+    for extra, message in [("--group_size=1", "group_size must be at least 2"),
+                           ("--language=rust", "language must be"),
+                           ("--clip_eps=1.5", "clip_eps must be in [0, 1)")]:
+        result = run(rl_args(base, base / "bad", extra), check=False)
+        assert result.returncode != 0 and result.stderr.strip().splitlines() == [
+            next(line for line in result.stderr.splitlines() if line.startswith("error:"))]
+        assert message in result.stderr
+    result = run(["train_rl.py", f"--base_dir={base / 'nothing'}", "--device=cpu"], check=False)
+    assert result.stderr.startswith("error:") and "nothing" in result.stderr

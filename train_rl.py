@@ -1,0 +1,576 @@
+"""
+Reinforcement learning from verifiable rewards (RLVR) with GRPO: a trained code GPT writes function
+bodies (Python) or kernel bodies (CUDA) for prompts it has not seen, a checker scores them (does the
+body parse / compile, and does it do something), and the policy is pushed toward what scored better
+than its siblings. No reward model, no value network: the reward is a program's verdict.
+
+    python train_gpt.py config/python_code.py                  # first, a code model to start from
+    python train_rl.py config/rl_python_cpu.py                 # then RL on it, ~15 minutes on a CPU
+    torchrun --standalone --nproc_per_node=8 train_rl.py config/rl_cuda_gpu.py
+
+Each step: draw tasks_per_step training tasks; sample group_size completions of each with the KV
+cache; score them (code_check.py); turn the rewards into advantages, each completion's reward minus
+its group's mean (GRPO, Shao et al. 2024); and raise the log-probability of every token of a
+completion in proportion to its advantage, with PPO's clipped ratio when a batch serves several
+updates and an optional KL penalty toward the frozen starting model. docs/rl.md has the equations.
+
+Settings are the module-level variables below; config files and then --key=value overrides replace
+them, in order (as for train_gpt.py).
+"""
+
+import dataclasses
+import os
+import random
+import sys
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import code_check
+import configurator
+import data
+import optimizers
+import training
+from analysis.code_eval import start_ids
+from model_gpt import GPT, GPTConfig, KVCache
+
+
+# -----------------------------------------------------------------------------
+# the algorithm, in four functions (tests/test_rl.py checks each against hand-computed values)
+
+def group_advantages(rewards, std_normalize, eps=1e-6):
+    """rewards (N, G): the rewards of G completions of each of N prompts. A completion's advantage is
+    its reward minus its group's mean: better than its siblings is positive, worse is negative, and a
+    group whose completions all scored the same teaches nothing (all zeros). std_normalize divides by
+    the group's standard deviation (GRPO): every group with any spread gets unit variance, so one
+    success in 16 pushes as hard in all as 8 in 16 (that one success about 4x harder). Without it
+    (Dr. GRPO, Liu et al. 2025), a group pushes in proportion to its spread of rewards."""
+    advantages = rewards - rewards.mean(dim=1, keepdim=True)            # (N, G)
+    if std_normalize:
+        advantages = advantages / (rewards.std(dim=1, correction=0, keepdim=True) + eps)
+    return advantages
+
+
+def kl_k3(logp, ref_logp):
+    """Per-token estimate of KL(policy || reference) from tokens the policy sampled (Schulman's "k3"):
+    with r = p_ref(token) / p_policy(token), k3 = r - 1 - log r. It is >= 0 for every token (unlike
+    -log r, whose mean is the KL but which is negative half the time), and unbiased: E[r] = 1 under
+    the policy, so E[k3] = E[-log r] = KL. Its gradient pulls the policy toward the reference."""
+    log_ratio = ref_logp - logp
+    return torch.exp(log_ratio) - 1 - log_ratio
+
+
+def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_eps, kl_coef, num_tokens):
+    """The GRPO loss of a batch of completions, all (B, T) but advantages (B, 1):
+    logp: log-probabilities of the sampled tokens under the policy being trained (with gradients);
+    old_logp: under the policy that sampled them (equal to logp's values on a batch's first update);
+    ref_logp: under the frozen starting model (only read when kl_coef > 0);
+    mask: 1 on completion tokens, 0 on the prompt and padding.
+    Per token: -min(ratio * A, clip(ratio, 1 - clip_eps, 1 + clip_eps) * A) + kl_coef * k3, with
+    ratio = p / p_old. Summed over the tokens and divided by num_tokens, the completion tokens of the
+    whole global batch: every token weighs the same, whatever the length of its completion (DAPO's
+    token-level mean; a per-completion mean would let a long wrong answer off lightly)."""
+    ratio = torch.exp(logp - old_logp)
+    # the pessimistic of the two: once the ratio has moved clip_eps in the direction the advantage
+    # wants, the clipped term is constant and that token stops pulling (PPO, Schulman et al. 2017)
+    per_token = -torch.minimum(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages)
+    if kl_coef > 0:
+        per_token = per_token + kl_coef * kl_k3(logp, ref_logp)
+    return (per_token * mask).sum() / num_tokens
+
+
+@torch.no_grad()
+def sample_group(model, prompt, n, max_new_tokens, temperature, generator, ended):
+    """n completions of one prompt (a list of token ids), sampled together: the prompt runs through
+    the model once into a KV cache, then each step runs only the n newest tokens. ended(ids) says
+    whether a completion's token ids already hold a whole answer; sampling stops when all n do, or
+    after max_new_tokens. Returns n lists of ids, each cut after the token that ended it. The caller
+    keeps len(prompt) + max_new_tokens within the context, so the cache never has to slide."""
+    device = next(model.parameters()).device
+    cache = KVCache(model.config)
+    idx = torch.tensor([prompt] * n, dtype=torch.long, device=device)     # (n, T_prompt)
+    out = [[] for _ in range(n)]
+    open_rows = set(range(n))
+    for _ in range(max_new_tokens):
+        logits, _ = model(idx, kv_cache=cache)                             # (n, 1, vocab)
+        logits = logits[:, -1, :].float() / temperature
+        logits[:, model.config.tokenizer_vocab_size:] = -float("inf")      # padding ids are no tokens
+        idx = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)  # (n, 1)
+        for row, token in enumerate(idx[:, 0].tolist()):
+            if row in open_rows:
+                out[row].append(token)
+                if ended(out[row]):
+                    open_rows.discard(row)
+        if not open_rows:
+            break
+    return out
+
+
+# -----------------------------------------------------------------------------
+# default config: RL on the Python code model of config/python_code.py
+# I/O
+out_dir = "out-rl-python"
+base_dir = "out-python-code"  # the trained GPT RL starts from (its best.pt), and the reference of the KL
+eval_interval = 25
+log_interval = 1              # a progress line every this many steps (0: none)
+eval_tasks = 100              # held-out tasks per evaluation: a fixed sample of the val split's (0: all)
+eval_samples = 4              # completions per held-out task
+eval_temperature = 0.8        # sampling temperature of the evaluations
+eval_iters = 20               # val.bin batches for the held-out LM loss (does RL make it forget?)
+eval_only = False             # evaluate once and exit
+always_save_checkpoint = True  # write ckpt.pt at every eval (else only when the run stops or ends); best.pt when the held-out reward improves
+init_from = "base"            # 'base' (base_dir's best.pt), 'resume' (out_dir/ckpt.pt) or 'auto' (resume if it exists)
+overwrite = False             # let a fresh run replace the trained model in out_dir
+# logging
+wandb_log = False
+wandb_project = "tinyformers"
+wandb_run_name = "rl"
+# tasks and rewards (code_check.py)
+language = "python"           # 'python' (parses) or 'cuda' (compiles with nvcc)
+max_new_tokens = 128          # the longest completion; one still open then is scored as it stands
+reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
+# GRPO
+tasks_per_step = 8            # prompts per step, over all processes
+group_size = 8                # completions sampled per prompt (G): the group whose mean is the baseline
+temperature = 1.0             # sampling temperature; the policy trained is softmax(logits / temperature)
+std_normalize = True          # divide each group's advantages by its reward std (GRPO) or not (Dr. GRPO)
+updates_per_batch = 1         # optimizer steps per sampled batch: > 1 reuses it, with the clipped ratio
+clip_eps = 0.2                # PPO's clip range of the ratio p / p_old
+kl_coef = 0.0                 # weight of the k3 KL penalty toward the starting model (0: none)
+batch_size = 16               # sequences per forward/backward per process (memory, not maths)
+# optimizer
+optimizer = "adamw"           # or 'muon'
+learning_rate = 1e-4
+max_iters = 100
+weight_decay = 0.0
+beta1 = 0.9
+beta2 = 0.99
+grad_clip = 1.0               # clip the gradient norm at this (0 = off)
+on_nonfinite = "stop"         # a NaN/inf loss or gradient: 'stop' the run, or 'skip' the step
+# learning rate schedule
+decay_lr = False
+warmup_iters = 0
+lr_decay_iters = 0            # where the cosine reaches min_lr; 0 = max_iters
+min_lr = 1e-5
+# system
+device = "auto"               # 'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
+dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16 on modern GPUs, else fp32)
+seed = 1337
+# -----------------------------------------------------------------------------
+config = configurator.configure(globals(), sys.argv[1:])
+globals().update(config)
+configurator.check_settings(
+    config, at_least_1="eval_interval eval_samples eval_iters max_new_tokens tasks_per_step updates_per_batch batch_size",
+    at_least_0="eval_tasks log_interval kl_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
+    positive="temperature eval_temperature clip_eps learning_rate", below_1="reward_valid clip_eps beta1 beta2",
+    choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"),
+             "optimizer": optimizers.OPTIMIZERS})
+if group_size < 2:
+    training.fail(f"group_size must be at least 2 (a group of one has no mean to compare with), got {group_size}")
+ckpt_path = training.checkpoint_path(out_dir, "last")
+init_mode = init_from if init_from != "auto" else ("resume" if os.path.exists(ckpt_path) else "base")
+
+ddp = training.setup_distributed(device)
+device_type = ddp.device.split(":")[0]
+precision = training.resolve_dtype(dtype, ddp.device)
+guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "iter", ckpt_path)
+if optimizer == "muon" and precision == "float16":
+    training.fail("optimizer=muon does not support float16's grad scaler; use --dtype=bfloat16")
+if tasks_per_step % ddp.world_size != 0:
+    training.fail(f"tasks_per_step={tasks_per_step} must be a multiple of the number of processes ({ddp.world_size})")
+tasks_per_rank = tasks_per_step // ddp.world_size  # each process samples and scores its share of the prompts
+if ddp.master:
+    print(f"{tasks_per_step} tasks x {group_size} completions per step on {ddp.world_size} process(es), "
+          f"device {ddp.device}, {precision}")
+torch.backends.cuda.matmul.allow_tf32 = True
+torch.backends.cudnn.allow_tf32 = True
+amp = training.autocast(ddp.device, precision)
+
+# -----------------------------------------------------------------------------
+# the starting model, its tokenizer and its held-out tokens
+
+base_path = training.checkpoint_path(base_dir, "best")
+base = training.load_checkpoint(base_path, "GPT", hint="train a code model first, e.g. python train_gpt.py config/python_code.py")
+model_args = base["model_args"]
+data_path = data.dataset_path(base["config"], base_dir)
+meta = data.read_meta(data_path, f"prepare the dataset {base_dir} was trained on")
+encode, decode = data.load_tokenizer(meta, data_path)
+start = start_ids(meta, data_path, encode)
+block_size = model_args["block_size"]
+data.check_token_bins(data_path, meta, block_size, f"prepare the dataset {base_dir} was trained on")
+
+model = GPT(GPTConfig(**model_args))   # the policy
+model.load_state_dict(base["model"])
+reference = GPT(GPTConfig(**model_args))  # the starting model, frozen: the KL penalty's anchor, and what "before" means
+reference.load_state_dict(base["model"])
+reference.requires_grad_(False)
+base = None  # free the memory
+
+# -----------------------------------------------------------------------------
+# tasks: the start of a function or kernel whose body the model writes, and the checks that score
+# the body (code_check.py). Training tasks come from the training split's files, held-out ones from
+# the val split's: the model is evaluated on code it never trained on.
+
+def load_tasks(split):
+    """The split's tasks, each with its prompt's token ids; a prompt that leaves fewer than
+    max_new_tokens of the context is left out (the cache would have to slide past the prompt's start).
+    A Python prompt ends with a newline, tokenized alone; in the training data the newline and the
+    next line's indentation are one token ("\n   "). So the prompt loses its last newline, which the
+    model writes itself, in the token it would have written. Every prompt starts after
+    <|endoftext|>, where the model learned files begin (as analysis/code_eval.py prompts it)."""
+    # code_check builds a split's tasks once and caches them in the dataset's directory: rank 0
+    # builds, the other ranks wait for it and read them
+    if ddp.enabled and not ddp.master:
+        dist.barrier()
+    tasks = code_check.dataset_tasks(data_path, split, language)
+    if ddp.enabled and ddp.master:
+        dist.barrier()
+    tasks = [dataclasses.replace(t, prompt=t.prompt.removesuffix("\n")) if language == "python" else t
+             for t in tasks]
+    kept = [(task, start + encode(task.prompt)) for task in tasks]
+    kept = [(task, ids) for task, ids in kept if len(ids) + max_new_tokens <= block_size]
+    if not kept:
+        training.fail(f"none of the {len(tasks)} {language} {split} tasks in {data_path} has a prompt short enough "
+                      f"for max_new_tokens={max_new_tokens} in a context of {block_size} tokens")
+    if ddp.master:
+        print(f"{len(kept)} {split} tasks ({len(tasks) - len(kept)} with a longer prompt left out)")
+    return kept
+
+
+def body(ids):
+    """(text, ended): the body a completion's tokens spell, up to where it ends, and whether it has
+    ended (sampling stops there). The model may end the file (<|endoftext|>). A CUDA body ends at
+    the brace that closes the kernel's, which code_check.score finds itself. A Python body ends at
+    the first line indented less than its own first line: a method is prompted dedented to column
+    0, but the model knows it for a method and indents its body 8 spaces, then starts the class's
+    next method at 4, never at the column 0 where code_check's cut would end it. (The text before
+    the first newline continues the prompt's last line: no body line.)"""
+    text = decode(ids)
+    finished = code_check.EOT in text
+    text = text.split(code_check.EOT)[0]
+    if language == "cuda":
+        # a newline at the end: code_check's literal scanner runs past a text that ends in "\
+        text += "\n"
+        closed = code_check.matching_brace(code_check.blank_comments_and_literals("{" + text), 0) is not None
+        return text, finished or closed
+    start, indent = text.find("\n") + 1, None
+    if start == 0:
+        return text, finished
+    for line in text[start:].splitlines(keepends=True):
+        if line.strip():
+            width = len(line) - len(line.lstrip())
+            indent = width if indent is None else indent
+            if width < indent or width == 0:
+                return text[:start], True
+        start += len(line)
+    return text, finished
+
+
+def score(tasks, completions):
+    """code_check's Result for each (task, completion ids): reward 1 for a body that parses /
+    compiles and does something, reward_valid for one that only parses / compiles, 0 otherwise.
+    nvcc runs in code_check's sandbox (a subprocess, several at once); nothing the model wrote ever
+    runs in this process."""
+    return code_check.score_many(tasks, [body(ids)[0] for ids in completions], partial_credit=reward_valid)
+
+
+def ended(ids):
+    return body(ids)[1]
+
+
+train_tasks = [] if eval_only else load_tasks("train")  # (CUDA: the first run compiles every reference once)
+val_tasks = load_tasks("val")
+# the held-out tasks of every evaluation: a fixed sample of eval_tasks (a split's tasks come file by
+# file, and the first ones would be a few files' functions), the same whatever the run's seed
+val_tasks = random.Random(0).sample(val_tasks, min(eval_tasks or len(val_tasks), len(val_tasks)))
+
+# -----------------------------------------------------------------------------
+# the run's state: fresh from the base model, or resumed
+
+iter_num = 0
+last_eval_iter = None  # the iteration whose eval is done: a resumed run does not repeat it
+best_reward = -1.0
+completion_tokens_seen = 0
+elapsed_before = 0.0
+checkpoint = None
+if init_mode == "resume":
+    checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="start with --init_from=base", resume=True)
+    training.check_resume_settings(config, checkpoint, ["base_dir", "language", "max_new_tokens"], ckpt_path)
+    model.load_state_dict(checkpoint["model"])
+    iter_num = checkpoint["iter_num"]
+    last_eval_iter = checkpoint["last_eval_iter"]
+    best_reward = checkpoint["best_reward"]
+    completion_tokens_seen = checkpoint["tokens_seen"]
+    elapsed_before = checkpoint["elapsed_s"]
+model.to(ddp.device)
+reference.to(ddp.device).eval()
+if ddp.master:
+    print(f"{model.get_num_params() / 1e6:.2f}M parameters, from {base_path}")
+
+scaler = training.grad_scaler(ddp.device, precision)
+optim = optimizers.configure(model, optimizer, weight_decay, learning_rate, (beta1, beta2), device_type)
+# draws each step's tasks and each task's sampling seed; identical on every rank, so a task's
+# completions are the same whichever process samples them (N processes == one process)
+batch_generator = torch.Generator().manual_seed(seed)
+if checkpoint is not None:
+    try:
+        optim.load_state_dict(checkpoint["optimizer"])
+    except ValueError as e:
+        training.fail(f"{ckpt_path}: {e}")
+    training.load_scaler_state(scaler, checkpoint["scaler"])
+    batch_generator.set_state(checkpoint["batch_rng"])
+    training.set_rng_state(checkpoint["rng"][min(ddp.rank, len(checkpoint["rng"]) - 1)])
+checkpoint = None
+
+train_model = DDP(model, device_ids=[ddp.local_rank] if device_type == "cuda" else None) if ddp.enabled else model
+stop = training.StopRequest(ddp)
+timer = training.Timer()
+
+
+def sampler(seed_value):
+    """A generator for one task's completions, on the device the sampling runs on."""
+    return torch.Generator(device=ddp.device).manual_seed(seed_value)
+
+
+def pack(prompts, completions):
+    """Prompt + completion token rows, right-padded into x (B, T) with the next tokens y (B, T) and
+    mask (B, T), 1 where y is a completion token. Right padding changes nothing before it: attention
+    is causal."""
+    rows = [p + c for p, c in zip(prompts, completions)]
+    T = max(len(r) for r in rows) - 1
+    x = torch.zeros(len(rows), T, dtype=torch.long)
+    y = torch.full((len(rows), T), -1, dtype=torch.long)
+    mask = torch.zeros(len(rows), T)
+    for i, (p, row) in enumerate(zip(prompts, rows)):
+        x[i, :len(row) - 1] = torch.tensor(row[:-1])
+        y[i, :len(row) - 1] = torch.tensor(row[1:])
+        mask[i, len(p) - 1:len(row) - 1] = 1  # y[len(p) - 1] is the completion's first token
+    return x.to(ddp.device), y.to(ddp.device), mask.to(ddp.device)
+
+
+def token_logprobs(net, x, y, temp):
+    """Log-probabilities (B, T) of the tokens y under net at temperature temp, and the logits' log-softmax
+    (B, T, vocab). -1 targets (prompt, padding) get 0. Through `net` (the DDP wrapper when training),
+    which needs targets to return every position's logits; its own loss is not used."""
+    with amp:
+        logits, _ = net(x, y)
+    logprobs = F.log_softmax(logits.float() / temp, dim=-1)                          # (B, T, vocab)
+    return logprobs.gather(-1, y.clamp(min=0)[..., None])[..., 0] * (y >= 0), logprobs
+
+
+def all_ranks_sum(values):
+    """The sum of a list of numbers over all processes."""
+    t = torch.tensor(values, dtype=torch.float64)
+    if ddp.enabled:
+        dist.all_reduce(t, group=ddp.cpu_group)
+    return t.tolist()
+
+
+def all_ranks_list(items):
+    """Every process's list, concatenated in rank order."""
+    if not ddp.enabled:
+        return items
+    gathered = [None] * ddp.world_size
+    dist.all_gather_object(gathered, items, group=ddp.cpu_group)
+    return [item for part in gathered for item in part]
+
+
+def distinct_n(sequences, n):
+    """Distinct n-grams over all n-grams of the sequences (Li et al. 2016): near 0 when the samples
+    repeat each other or themselves, the mark of a policy collapsing onto one answer."""
+    grams = [tuple(s[i:i + n]) for s in sequences for i in range(len(s) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+@torch.no_grad()
+def val_lm_loss():
+    """The language-model loss on eval_iters batches of random windows of val.bin, the same windows
+    every time and in every run: what RL costs the model as a model of code."""
+    tokens = np.memmap(os.path.join(data_path, "val.bin"), dtype=np.uint16, mode="r")
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(eval_iters):
+        ix = torch.randint(len(tokens) - block_size, (batch_size * ddp.world_size,), generator=generator)
+        ix = ix[ddp.rank * batch_size:(ddp.rank + 1) * batch_size]
+        x = torch.stack([torch.from_numpy(tokens[i:i + block_size].astype(np.int64)) for i in ix])
+        y = torch.stack([torch.from_numpy(tokens[i + 1:i + 1 + block_size].astype(np.int64)) for i in ix])
+        with amp:
+            _, loss = model(x.to(ddp.device), y.to(ddp.device))
+        losses.append(loss.item())
+    return all_ranks_sum([sum(losses) / len(losses)])[0] / ddp.world_size
+
+
+@torch.no_grad()
+def evaluate():
+    """The held-out tasks, eval_samples completions each (the same seeds every evaluation, so two
+    evaluations differ only by the model), each process its share of the tasks. Returns the record
+    to log and three samples to print, or None if a stop was requested meanwhile."""
+    model.eval()
+    records = []  # per completion: (task number, Result, ids, summed KL, summed entropy)
+    for start in range(0, len(val_tasks), ddp.world_size):
+        if stop.agreed():  # every rank asks equally often: see StopRequest
+            model.train()
+            return None
+        t = start + ddp.rank
+        if t >= len(val_tasks):
+            continue
+        task, prompt = val_tasks[t]
+        with amp:
+            group = sample_group(model, prompt, eval_samples, max_new_tokens, eval_temperature,
+                                 sampler(seed + 1_000_003 * (t + 1)), ended)
+        x, y, mask = pack([prompt] * eval_samples, group)
+        _, logprobs = token_logprobs(model, x, y, temperature)               # (B, T, vocab)
+        _, ref_logprobs = token_logprobs(reference, x, y, temperature)
+        # exact, over the whole vocabulary at each completion token: KL(policy || start) and entropy
+        kl = ((logprobs.exp() * (logprobs - ref_logprobs)).sum(-1) * mask).sum(-1)  # (B,)
+        entropy = (-(logprobs.exp() * logprobs).sum(-1) * mask).sum(-1)              # (B,)
+        results = score([task] * eval_samples, group)
+        records += [(t, r, ids, float(k), float(e)) for r, ids, k, e in zip(results, group, kl, entropy)]
+    records = all_ranks_list(records)
+    model.train()
+    n = len(records)
+    n_tokens = sum(len(ids) for _, _, ids, _, _ in records)
+    per_task = {}
+    for t, r, *_ in records:
+        per_task.setdefault(t, []).append(r.nontrivial)
+    result = {
+        "reward": sum(r.reward for _, r, *_ in records) / n,
+        "valid_rate": sum(r.ok for _, r, *_ in records) / n,                 # parses / compiles
+        "nontrivial_rate": sum(r.nontrivial for _, r, *_ in records) / n,    # ... and does something
+        # pass@k over tasks, from eval_samples completions each (code_check's unbiased estimator)
+        "pass_at_1": sum(code_check.pass_at_k(len(s), sum(s), 1) for s in per_task.values()) / len(per_task),
+        "pass_at_k": sum(code_check.pass_at_k(len(s), sum(s), len(s)) for s in per_task.values()) / len(per_task),
+        "kl_to_start": sum(k for *_, k, _ in records) / n_tokens,           # nats per completion token
+        "entropy": sum(e for *_, e in records) / n_tokens,                   # nats per completion token
+        "length": n_tokens / n,                                              # tokens per completion
+        "distinct_1": distinct_n([ids for _, _, ids, _, _ in records], 1),
+        "distinct_2": distinct_n([ids for _, _, ids, _, _ in records], 2),
+    }
+    samples = [(val_tasks[t][0].prompt, code_check.cut_completion(val_tasks[t][0], body(ids)[0]), r.reward)
+               for t, r, ids, _, _ in records[:3 * eval_samples:eval_samples]]
+    return result, samples
+
+
+def save(reason, last=True, best=False):
+    """ckpt.pt (last: everything resume needs) and/or best.pt (best: the weights alone, for sample.py
+    and code_check's evaluation: a GPT checkpoint like train_gpt.py's)."""
+    training.save_run(ddp, guard, out_dir, last, best, model, optim, scaler, kind="gpt", model_args=model_args,
+                      config={**config, "data_dir": os.path.dirname(data_path), "dataset": os.path.basename(data_path)},
+                      iter_num=iter_num, last_eval_iter=last_eval_iter, best_reward=best_reward,
+                      tokens_seen=completion_tokens_seen,
+                      elapsed_s=elapsed_before + timer.elapsed(), batch_rng=batch_generator.get_state())
+    if ddp.master:
+        written = " and ".join(name for name, wanted in (("ckpt.pt", last), ("best.pt", best)) if wanted)
+        print(f"saved {written} at iter {iter_num} in {out_dir} ({reason})")
+
+
+# -----------------------------------------------------------------------------
+# training loop
+if init_mode != "resume" and not eval_only:
+    training.check_fresh_out_dir(out_dir, overwrite)
+if ddp.master:
+    training.make_dir(out_dir)
+    training.remove_stale_temp_files(out_dir)
+metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
+if init_mode == "resume" and not eval_only:
+    metrics.forget_after("iter", last_eval_iter)
+log_stats = []  # per step since the last log line: (reward, nontrivial rate, length, seconds)
+while True:
+    lr = (training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters or max_iters, min_lr)
+          if decay_lr else learning_rate)
+    for group in optim.param_groups:
+        group["lr"] = lr
+
+    due = (iter_num % eval_interval == 0 or iter_num == max_iters) and iter_num != last_eval_iter
+    if due or eval_only:
+        guard.check()
+    evaluation = evaluate() if due or eval_only else None
+    if evaluation is not None:
+        result, samples = evaluation
+        val_loss = val_lm_loss()
+        last_eval_iter = iter_num
+        if ddp.master:
+            print(f"step {iter_num}: held-out reward {result['reward']:.3f}, non-trivial {result['nontrivial_rate']:.1%}, "
+                  f"valid {result['valid_rate']:.1%}, pass@{eval_samples} {result['pass_at_k']:.1%}, "
+                  f"length {result['length']:.1f}, KL {result['kl_to_start']:.4f}, entropy {result['entropy']:.3f}, "
+                  f"distinct-2 {result['distinct_2']:.3f}, val loss {val_loss:.4f}")
+            for prompt, text, reward in samples:
+                print(f"--- a held-out sample (reward {reward}):\n{prompt[-200:]}{text}\n---")
+        metrics.log({"iter": iter_num, "val_loss": val_loss, **result, "lr": lr,
+                     "tokens_seen": completion_tokens_seen, "elapsed_s": round(elapsed_before + timer.elapsed(), 3)})
+        improved = result["reward"] > best_reward
+        best_reward = max(best_reward, result["reward"])
+        if not eval_only and iter_num > 0 and (improved or always_save_checkpoint):
+            save("best held-out reward" if improved else "always_save_checkpoint", last=always_save_checkpoint, best=improved)
+    if eval_only:
+        break
+    if iter_num >= max_iters:
+        if not always_save_checkpoint:
+            save("end of training")
+        break
+    if stop.agreed():
+        save("stop requested")
+        if ddp.master:
+            print(f"stopped at iter {iter_num}; continue with the same command and --init_from=resume")
+        break
+
+    step_start = time.time()
+    # 1. this step's tasks and their sampling seeds, the same draw on every rank; this rank's share
+    picks = torch.randint(len(train_tasks), (tasks_per_step,), generator=batch_generator)
+    seeds = torch.randint(2 ** 62, (tasks_per_step,), generator=batch_generator)
+    mine = range(ddp.rank * tasks_per_rank, (ddp.rank + 1) * tasks_per_rank)
+    # 2. sample group_size completions of each task, and score them
+    model.eval()
+    prompts, completions, results = [], [], []
+    for i in mine:
+        task, prompt = train_tasks[int(picks[i])]
+        with amp:
+            group = sample_group(model, prompt, group_size, max_new_tokens, temperature, sampler(int(seeds[i])), ended)
+        prompts += [prompt] * group_size
+        completions += group
+        results += score([task] * group_size, group)
+    model.train()
+    # 3. advantages within each group, one per completion, shared by all its tokens
+    rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, group_size)      # (N, G)
+    advantages = group_advantages(rewards, std_normalize).view(-1, 1).to(ddp.device)  # (B, 1)
+    x, y, mask = pack(prompts, completions)                                                         # (B, T)
+    num_tokens = all_ranks_sum([mask.sum().item()])[0]  # the global batch's completion tokens
+    # 4. the log-probabilities the loss compares against, computed once per batch
+    with torch.no_grad():
+        ref_logp = torch.cat([token_logprobs(reference, x[s:s + batch_size], y[s:s + batch_size], temperature)[0]
+                              for s in range(0, len(x), batch_size)]) if kl_coef > 0 else None
+        old_logp = torch.cat([token_logprobs(model, x[s:s + batch_size], y[s:s + batch_size], temperature)[0]
+                              for s in range(0, len(x), batch_size)]) if updates_per_batch > 1 else None
+    # 5. updates_per_batch optimizer steps on the batch, each accumulated over micro-batches
+    starts = list(range(0, len(x), batch_size))
+    for _ in range(updates_per_batch):
+        for s in starts:
+            sl = slice(s, s + batch_size)
+            # DDP all-reduces (averages) gradients in backward; only the last micro-step needs to
+            with train_model.no_sync() if ddp.enabled and s != starts[-1] else nullcontext():
+                logp, _ = token_logprobs(train_model, x[sl], y[sl], temperature)
+                # on the first update the sampling policy is this one: ratio 1, REINFORCE's gradient
+                old = logp.detach() if old_logp is None else old_logp[sl]
+                loss = policy_loss(logp, old, None if ref_logp is None else ref_logp[sl], advantages[sl], mask[sl],
+                                   clip_eps, kl_coef, num_tokens / ddp.world_size)  # DDP's average undoes the world_size
+                scaler.scale(loss).backward()
+        training.optimizer_step(model, optim, scaler, grad_clip, guard, iter_num, ddp.master)
+
+    iter_num += 1
+    completion_tokens_seen += int(num_tokens)
+    totals = all_ranks_sum([rewards.sum().item(), sum(r.nontrivial for r in results), len(results)])
+    log_stats.append((totals[0] / totals[2], totals[1] / totals[2], num_tokens / totals[2], time.time() - step_start))
+    if log_interval > 0 and iter_num % log_interval == 0:
+        guard.check()
+        if ddp.master:
+            reward_mean, rate, length, seconds = (sum(col) / len(log_stats) for col in zip(*log_stats))
+            print(f"iter {iter_num}: reward {reward_mean:.3f}, non-trivial {rate:.1%}, length {length:.1f}, "
+                  f"{seconds:.2f} s/iter")
+        log_stats = []
+
+training.cleanup_distributed(ddp)
