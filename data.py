@@ -396,6 +396,14 @@ def load_tokenizer(meta, data_dir):
     fail(f"{os.path.join(data_dir, 'meta.json')} names an unknown tokenizer {kind!r} (char, gpt2 or bpe)")
 
 
+def start_ids(meta, data_path, encode):
+    """The ids a document starts after: <|endoftext|>, where the model learned files begin."""
+    if meta["tokenizer"] == "bpe":
+        specials = read_bpe_file(os.path.join(data_path, meta["tokenizer_file"])).special_tokens
+        return [specials["<|endoftext|>"]] if "<|endoftext|>" in specials else encode("\n")
+    return [50256] if meta["tokenizer"] == "gpt2" else encode("\n")
+
+
 # -----------------------------------------------------------------------------
 # labelled texts for train_classifier.py: JSONL
 

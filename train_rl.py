@@ -36,7 +36,6 @@ import configurator
 import data
 import optimizers
 import training
-from analysis.code_eval import start_ids
 from model_gpt import GPT, GPTConfig, KVCache
 
 
@@ -200,7 +199,7 @@ model_args = base["model_args"]
 data_path = data.dataset_path(base["config"], base_dir)
 meta = data.read_meta(data_path, f"prepare the dataset {base_dir} was trained on")
 encode, decode = data.load_tokenizer(meta, data_path)
-start = start_ids(meta, data_path, encode)
+start = data.start_ids(meta, data_path, encode)
 block_size = model_args["block_size"]
 data.check_token_bins(data_path, meta, block_size, f"prepare the dataset {base_dir} was trained on")
 

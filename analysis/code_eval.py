@@ -31,20 +31,12 @@ import training  # noqa: E402
 EOT = "<|endoftext|>"
 
 
-def start_ids(meta, data_path, encode):
-    """The ids a document starts after: <|endoftext|>, where the model learned files begin."""
-    if meta["tokenizer"] == "bpe":
-        specials = data.read_bpe_file(os.path.join(data_path, meta["tokenizer_file"])).special_tokens
-        return [specials[EOT]] if EOT in specials else encode("\n")
-    return [50256] if meta["tokenizer"] == "gpt2" else encode("\n")
-
-
 def code_samples(model, meta, data_path, num_samples, max_new_tokens, temperature, top_k, device):
     """num_samples samples, each started as a new file and cut at its last complete top-level
     statement (or where the model ended the file)."""
     import torch
     encode, decode = data.load_tokenizer(meta, data_path)
-    start = start_ids(meta, data_path, encode)
+    start = data.start_ids(meta, data_path, encode)
     x = torch.tensor([start] * num_samples, dtype=torch.long, device=device)
     with torch.no_grad():
         y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k or None)
@@ -98,7 +90,7 @@ def main():
             training.fail(f"no completion tasks in {data_path}'s {settings['split']} split")
         random.Random(settings["seed"]).shuffle(tasks)  # a fixed, spread-out subset across files
         tasks = tasks[:settings["num_tasks"]]
-        n, k, start, t0 = settings["num_samples"], settings["k"], start_ids(meta, data_path, encode), time.time()
+        n, k, start, t0 = settings["num_samples"], settings["k"], data.start_ids(meta, data_path, encode), time.time()
         samples = []
         for i, task in enumerate(tasks):
             samples.append(complete(model, encode, decode, start, task, n, settings["max_new_tokens"],
