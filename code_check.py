@@ -38,7 +38,7 @@ import tempfile
 import textwrap
 import tokenize
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 EOT = "<|endoftext|>"
 # every CUDA task's prompt starts with these headers, and a kernel counts as a task only if it
@@ -61,7 +61,7 @@ class Task:
 class Result:
     ok: bool          # compiles (CUDA) / parses (Python)
     nontrivial: bool  # writes through a pointer parameter / does something
-    reward: float     # 1 for ok and nontrivial, partial_credit for only ok, else 0
+    reward: float     # 1 for ok and nontrivial, partial_credit for only ok (and MIN_TOKENS long), else 0
     length: int       # characters of the completion, as cut
     message: str      # the compiler's first error line, or why the check refused the code
 
@@ -91,7 +91,8 @@ def blank_comments_and_literals(text):
             end = i + 1
             while end < n and text[end] != c and text[end] != "\n":
                 end += 2 if text[end] == "\\" else 1
-            end = min(end + 1, n) if end < n and text[end] == c else end
+            end = min(end, n)  # a backslash at the very end skips past it
+            end = end + 1 if end < n and text[end] == c else end
         else:
             i += 1
             continue
@@ -145,15 +146,6 @@ def instantiation(task):
     if arguments is None:
         return ""
     return f"\nstatic auto* const instantiate_{task.name} = &{task.name}<{', '.join(arguments)}>;\n"
-
-
-def cut_cuda_completion(text):
-    """A sampled continuation of a prompt that ends with a kernel's "{", cut just after the brace
-    that closes it (and before any <|endoftext|>). A body that never closes is returned whole: it
-    fails to compile, as it should."""
-    text = text.split(EOT)[0]
-    end = matching_brace(blank_comments_and_literals("{" + text), 0)
-    return text if end is None else text[:end - 1]
 
 
 def template_start(code, line_start):
@@ -239,16 +231,46 @@ def python_tasks(text, source=""):
     return tasks
 
 
-def cut_python_completion(text):
-    """A sampled continuation of a function's prompt, cut at the first line that is not indented
-    (the dedent that ends the function) and before any <|endoftext|>."""
-    text = text.split(EOT)[0]
-    kept = []
-    for line in text.splitlines(keepends=True):
-        if line.strip() and not line[0].isspace():
-            break
-        kept.append(line)
-    return "".join(kept).rstrip() + "\n"
+def python_body_end(text, at_line_start=True):
+    """Where a function's body ends in a continuation of its prompt: at the first line indented less
+    than the body's first line, or not at all (column 0 is the next statement of the file). Less
+    than the first line, not column 0: a method is prompted dedented to column 0, but the model may
+    know it for a method, indent its body 8 spaces and start the class's next method at 4. When the
+    prompt does not end with a newline (see open_ended), the text before the first newline
+    continues the prompt's last line: no body line. Returns an index into text, or None."""
+    start = 0 if at_line_start else text.find("\n") + 1
+    if start == 0 and not at_line_start:
+        return None
+    indent = None
+    for line in text[start:].splitlines(keepends=True):
+        if line.strip():
+            width = len(line) - len(line.lstrip())
+            indent = width if indent is None else indent
+            if width < indent or width == 0:
+                return start
+        start += len(line)
+    return None
+
+
+def body_end(task, text):
+    """Where the body in `text`, a continuation of task.prompt, ends (an index into text), or None if
+    it has not ended yet: a kernel's body just after the brace that closes its own (braces in
+    comments and strings do not count), a function's at its dedent (python_body_end)."""
+    if task.language == "cuda":
+        end = matching_brace(blank_comments_and_literals("{" + text), 0)
+        return None if end is None else end - 1
+    return python_body_end(text, at_line_start=task.prompt.endswith("\n"))
+
+
+def open_ended(task):
+    """The task as a model should be prompted with it. A Python prompt ends with a newline that the
+    tokenizer would encode alone, but in the training data a newline and the next line's
+    indentation are one token ("\\n    "): prompted with the lone newline, the model is off its
+    distribution from its first token. So the prompt loses its last newline, for the model to
+    write with the indentation. A CUDA prompt ends with "{" and stays as it is."""
+    if task.language == "python" and task.prompt.endswith("\n"):
+        return replace(task, prompt=task.prompt[:-1])
+    return task
 
 
 # a top-level line starting with one of these continues the statement before it
@@ -298,7 +320,13 @@ def syntax_validity(texts):
 
 
 def cut_completion(task, text):
-    return (cut_cuda_completion if task.language == "cuda" else cut_python_completion)(text)
+    """A sampled continuation of task.prompt, cut where the body ends (body_end) and before any
+    <|endoftext|>. A body that never ends is returned whole: a kernel that never closes fails to
+    compile, as it should; a Python body ends with the text."""
+    text = text.split(EOT)[0]
+    end = body_end(task, text)
+    text = text if end is None else text[:end]
+    return text if task.language == "cuda" else text.rstrip() + "\n"
 
 
 # -----------------------------------------------------------------------------
@@ -391,10 +419,23 @@ def cuda_nontrivial(task, completion):
 
 def python_nontrivial(task, completion):
     """The function's body (docstring aside) holds a statement other than pass, ..., a bare return
-    or a string, and at least MIN_TOKENS tokens."""
+    or a string, has at least MIN_TOKENS tokens, and reads one of the function's parameters if it
+    has any besides self / cls. That last clause closed an exploit RL found (docs/rl.md): one-line
+    bodies like `return super().__init__()` or `self.assertTrue(x)`, which do something but ignore
+    what the function was given."""
     try:
         function = ast.parse(task.prompt + completion).body[0]
     except (SyntaxError, ValueError, IndexError):
+        return False
+    if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    arguments = function.args
+    names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
+    names += [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
+    parameters = set(names[1:] if names[:1] in (["self"], ["cls"]) else names)
+    read = {node.id for statement in function.body for node in ast.walk(statement)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    if parameters and not parameters & read:
         return False
     trivial = (ast.Pass, ast.Expr, ast.Return)
     for statement in function.body:
@@ -579,15 +620,19 @@ def parses(source):
 def score(task, text, partial_credit=0.0):
     """Result for a model's continuation `text` of task.prompt: cut where the body ends, then
     compiled (nvcc) / parsed (ast) and checked for doing something. reward: 1 when both hold,
-    partial_credit when it only compiles / parses, else 0."""
+    partial_credit when it compiles / parses and has MIN_TOKENS tokens without doing anything,
+    else 0. The empty body compiles: paid for compiling, it is the first thing a policy learns to
+    write (docs/rl.md), so partial credit wants some code."""
     completion = cut_completion(task, text)
     if task.language == "cuda":
         ok, message = compile_cuda(task.prompt + completion + instantiation(task))
         nontrivial = ok and cuda_nontrivial(task, completion)
+        tokens = count_tokens(blank_comments_and_literals(completion))
     else:
         ok, message = parses(task.prompt + completion)
         nontrivial = ok and python_nontrivial(task, completion)
-    reward = 1.0 if nontrivial else partial_credit if ok else 0.0
+        tokens = count_tokens(completion)
+    reward = 1.0 if nontrivial else partial_credit if ok and tokens >= MIN_TOKENS else 0.0
     return Result(ok, nontrivial, reward, len(completion), message)
 
 

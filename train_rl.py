@@ -18,7 +18,6 @@ Settings are the module-level variables below; config files and then --key=value
 them, in order (as for train_gpt.py).
 """
 
-import dataclasses
 import os
 import random
 import sys
@@ -42,16 +41,21 @@ from model_gpt import GPT, GPTConfig, KVCache
 # -----------------------------------------------------------------------------
 # the algorithm, in four functions (tests/test_rl.py checks each against hand-computed values)
 
-def group_advantages(rewards, std_normalize, eps=1e-6):
+def group_advantages(rewards, std_normalize, kept=None, eps=1e-6):
     """rewards (N, G): the rewards of G completions of each of N prompts. A completion's advantage is
     its reward minus its group's mean: better than its siblings is positive, worse is negative, and a
     group whose completions all scored the same teaches nothing (all zeros). std_normalize divides by
     the group's standard deviation (GRPO): every group with any spread gets unit variance, so one
     success in 16 pushes as hard in all as 8 in 16 (that one success about 4x harder). Without it
-    (Dr. GRPO, Liu et al. 2025), a group pushes in proportion to its spread of rewards."""
-    advantages = rewards - rewards.mean(dim=1, keepdim=True)            # (N, G)
+    (Dr. GRPO, Liu et al. 2025), a group pushes in proportion to its spread of rewards. kept (N, G),
+    bool: the completions that count; the others get advantage 0 and stay out of the mean and std."""
+    kept = torch.ones_like(rewards) if kept is None else kept.float()
+    count = kept.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = (rewards * kept).sum(dim=1, keepdim=True) / count                                  # (N, 1)
+    advantages = (rewards - mean) * kept                                                      # (N, G)
     if std_normalize:
-        advantages = advantages / (rewards.std(dim=1, correction=0, keepdim=True) + eps)
+        std = (((rewards - mean) ** 2 * kept).sum(dim=1, keepdim=True) / count).sqrt()
+        advantages = advantages / (std + eps)
     return advantages
 
 
@@ -138,6 +142,8 @@ tasks_per_step = 8            # prompts per step, over all processes
 group_size = 8                # completions sampled per prompt (G): the group whose mean is the baseline
 temperature = 1.0             # sampling temperature; the policy trained is softmax(logits / temperature)
 std_normalize = True          # divide each group's advantages by its reward std (GRPO) or not (Dr. GRPO)
+overlong_filter = True        # a completion still open at max_new_tokens gets no advantage (DAPO): its
+                              # score judges a body it never finished, and a 0 for it would reward short code
 updates_per_batch = 1         # optimizer steps per sampled batch: > 1 reuses it, with the clipped ratio
 clip_eps = 0.2                # PPO's clip range of the ratio p / p_old
 kl_coef = 0.0                 # weight of the k3 KL penalty toward the starting model (0: none)
@@ -158,7 +164,7 @@ lr_decay_iters = 0            # where the cosine reaches min_lr; 0 = max_iters
 min_lr = 1e-5
 # system
 device = "auto"               # 'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
-dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16 on modern GPUs, else fp32)
+dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16 on modern GPUs and on CPUs with AMX/AVX512-BF16, else fp32)
 seed = 1337
 # -----------------------------------------------------------------------------
 config = configurator.configure(globals(), sys.argv[1:])
@@ -185,7 +191,7 @@ if tasks_per_step % ddp.world_size != 0:
 tasks_per_rank = tasks_per_step // ddp.world_size  # each process samples and scores its share of the prompts
 if ddp.master:
     print(f"{tasks_per_step} tasks x {group_size} completions per step on {ddp.world_size} process(es), "
-          f"device {ddp.device}, {precision}")
+          f"device {ddp.device}, {precision}{' (dtype=auto)' if dtype == 'auto' else ''}")
 torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
 amp = training.autocast(ddp.device, precision)
@@ -218,9 +224,7 @@ base = None  # free the memory
 def load_tasks(split):
     """The split's tasks, each with its prompt's token ids; a prompt that leaves fewer than
     max_new_tokens of the context is left out (the cache would have to slide past the prompt's start).
-    A Python prompt ends with a newline, tokenized alone; in the training data the newline and the
-    next line's indentation are one token ("\n   "). So the prompt loses its last newline, which the
-    model writes itself, in the token it would have written. Every prompt starts after
+    Prompts are code_check.open_ended's (a Python prompt without its last newline). Every prompt starts after
     <|endoftext|>, where the model learned files begin (as analysis/code_eval.py prompts it)."""
     # code_check builds a split's tasks once and caches them in the dataset's directory: rank 0
     # builds, the other ranks wait for it and read them
@@ -229,8 +233,7 @@ def load_tasks(split):
     tasks = code_check.dataset_tasks(data_path, split, language)
     if ddp.enabled and ddp.master:
         dist.barrier()
-    tasks = [dataclasses.replace(t, prompt=t.prompt.removesuffix("\n")) if language == "python" else t
-             for t in tasks]
+    tasks = [code_check.open_ended(t) for t in tasks]
     kept = [(task, start + encode(task.prompt)) for task in tasks]
     kept = [(task, ids) for task, ids in kept if len(ids) + max_new_tokens <= block_size]
     if not kept:
@@ -241,45 +244,21 @@ def load_tasks(split):
     return kept
 
 
-def body(ids):
-    """(text, ended): the body a completion's tokens spell, up to where it ends, and whether it has
-    ended (sampling stops there). The model may end the file (<|endoftext|>). A CUDA body ends at
-    the brace that closes the kernel's, which code_check.score finds itself. A Python body ends at
-    the first line indented less than its own first line: a method is prompted dedented to column
-    0, but the model knows it for a method and indents its body 8 spaces, then starts the class's
-    next method at 4, never at the column 0 where code_check's cut would end it. (The text before
-    the first newline continues the prompt's last line: no body line.)"""
-    text = decode(ids)
-    finished = code_check.EOT in text
-    text = text.split(code_check.EOT)[0]
-    if language == "cuda":
-        # a newline at the end: code_check's literal scanner runs past a text that ends in "\
-        text += "\n"
-        closed = code_check.matching_brace(code_check.blank_comments_and_literals("{" + text), 0) is not None
-        return text, finished or closed
-    start, indent = text.find("\n") + 1, None
-    if start == 0:
-        return text, finished
-    for line in text[start:].splitlines(keepends=True):
-        if line.strip():
-            width = len(line) - len(line.lstrip())
-            indent = width if indent is None else indent
-            if width < indent or width == 0:
-                return text[:start], True
-        start += len(line)
-    return text, finished
-
-
 def score(tasks, completions):
     """code_check's Result for each (task, completion ids): reward 1 for a body that parses /
     compiles and does something, reward_valid for one that only parses / compiles, 0 otherwise.
     nvcc runs in code_check's sandbox (a subprocess, several at once); nothing the model wrote ever
     runs in this process."""
-    return code_check.score_many(tasks, [body(ids)[0] for ids in completions], partial_credit=reward_valid)
+    return code_check.score_many(tasks, [decode(ids) for ids in completions], partial_credit=reward_valid)
 
 
-def ended(ids):
-    return body(ids)[1]
+def ender(task):
+    """ended(ids) for sample_group: the completion holds a whole body (code_check.body_end), or the
+    model ended the file."""
+    def ended(ids):
+        text = decode(ids)
+        return code_check.EOT in text or code_check.body_end(task, text) is not None
+    return ended
 
 
 train_tasks = [] if eval_only else load_tasks("train")  # (CUDA: the first run compiles every reference once)
@@ -421,7 +400,7 @@ def evaluate():
         task, prompt = val_tasks[t]
         with amp:
             group = sample_group(model, prompt, eval_samples, max_new_tokens, eval_temperature,
-                                 sampler(seed + 1_000_003 * (t + 1)), ended)
+                                 sampler(seed + 1_000_003 * (t + 1)), ender(task))
         x, y, mask = pack([prompt] * eval_samples, group)
         _, logprobs = token_logprobs(model, x, y, temperature)               # (B, T, vocab)
         _, ref_logprobs = token_logprobs(reference, x, y, temperature)
@@ -450,7 +429,7 @@ def evaluate():
         "distinct_1": distinct_n([ids for _, _, ids, _, _ in records], 1),
         "distinct_2": distinct_n([ids for _, _, ids, _, _ in records], 2),
     }
-    samples = [(val_tasks[t][0].prompt, code_check.cut_completion(val_tasks[t][0], body(ids)[0]), r.reward)
+    samples = [(val_tasks[t][0].prompt, code_check.cut_completion(val_tasks[t][0], decode(ids)), r.reward)
                for t, r, ids, _, _ in records[:3 * eval_samples:eval_samples]]
     return result, samples
 
@@ -525,18 +504,21 @@ while True:
     mine = range(ddp.rank * tasks_per_rank, (ddp.rank + 1) * tasks_per_rank)
     # 2. sample group_size completions of each task, and score them
     model.eval()
-    prompts, completions, results = [], [], []
+    prompts, completions, results, finished = [], [], [], []
     for i in mine:
         task, prompt = train_tasks[int(picks[i])]
+        ended = ender(task)
         with amp:
             group = sample_group(model, prompt, group_size, max_new_tokens, temperature, sampler(int(seeds[i])), ended)
         prompts += [prompt] * group_size
         completions += group
         results += score([task] * group_size, group)
+        finished += [ended(ids) for ids in group]
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
     rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, group_size)      # (N, G)
-    advantages = group_advantages(rewards, std_normalize).view(-1, 1).to(ddp.device)  # (B, 1)
+    kept = torch.tensor(finished).view(tasks_per_rank, group_size) if overlong_filter else None
+    advantages = group_advantages(rewards, std_normalize, kept).view(-1, 1).to(ddp.device)  # (B, 1)
     x, y, mask = pack(prompts, completions)                                                         # (B, T)
     num_tokens = all_ranks_sum([mask.sum().item()])[0]  # the global batch's completion tokens
     # 4. the log-probabilities the loss compares against, computed once per batch

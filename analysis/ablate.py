@@ -7,7 +7,7 @@ of each mean to the baseline variant's.
     python analysis/ablate.py config/ablations/positions.py --max_iters=300  # a quick look: every run shorter
     python analysis/ablate.py config/ablations/heads.py --dry_run=True       # print the commands, run nothing
 
-An ablation config is plain Python (see config/ablations/): `script` (train_gpt.py or train_vit.py),
+An ablation config is plain Python (see config/ablations/): `script` (train_gpt.py, train_vit.py or train_rl.py),
 `base_config` (a config file, or ""), `base_overrides` (a dict), `variants` (name -> dict of
 overrides) and `baseline` (the variant the others are compared with); paths are relative to the
 repository's root. Each run is
@@ -286,6 +286,17 @@ def vit_metrics(checkpoint, records, directory):
     return metrics
 
 
+def rl_metrics(records):
+    """train_rl.py's run: its last held-out evaluation (the end of the run), where forgetting and
+    collapse show too (val_loss, length, kl_to_start), not only the reward."""
+    last = records[-1]
+    metrics = {key: last[key] for key in ("reward", "nontrivial_rate", "valid_rate", "length", "kl_to_start", "val_loss")}
+    metrics["nontrivial_rate"] *= 100
+    metrics["valid_rate"] *= 100
+    metrics["wall_s"] = last["elapsed_s"]
+    return metrics
+
+
 # (key, column header, number format, whether its spread over seeds is worth a ± (params never vary))
 COLUMNS = {
     "gpt": [("params", "params", ",.0f", False), ("val_loss", "best val loss", ".4f", True),
@@ -294,6 +305,10 @@ COLUMNS = {
     "vit": [("params", "params", ",.0f", False), ("top1", "best top-1 (%)", ".2f", True),
             ("test_top1", "test top-1, read once (%)", ".2f", True), ("images_per_s", "images/s", ",.1f", True),
             ("wall_s", "wall time (s)", ",.1f", True)],
+    "rl": [("reward", "held-out reward", ".3f", True), ("nontrivial_rate", "non-trivial (%)", ".1f", True),
+           ("valid_rate", "parses / compiles (%)", ".1f", True), ("length", "length (tokens)", ".1f", True),
+           ("kl_to_start", "KL to start", ".3f", True), ("val_loss", "LM loss", ".4f", True),
+           ("wall_s", "wall time (s)", ",.1f", True)],
 }
 
 
@@ -306,13 +321,16 @@ def run_metrics(directory):
     # best.pt: the settings without the optimizer state; ckpt.pt where no evaluation beat the first
     best = os.path.exists(training.checkpoint_path(directory, "best"))
     checkpoint, records = training.load_trained(directory, "best" if best else "last"), read_log(directory)
+    if "nontrivial_rate" in records[-1]:
+        return "rl", rl_metrics(records)
     if checkpoint["kind"] == "gpt":
         return "gpt", gpt_metrics(checkpoint, records)
     return "vit", vit_metrics(checkpoint, records, directory)
 
 
 CURVES = {"gpt": ("iter", "val_loss", 1, "iteration", "val loss (nats per token)"),  # x, y, y's scale, labels
-          "vit": ("epoch", "top1", 100, "epoch", "test top-1 (%)")}
+          "vit": ("epoch", "top1", 100, "epoch", "test top-1 (%)"),
+          "rl": ("iter", "nontrivial_rate", 100, "RL step", "held-out non-trivial rate (%)")}
 
 
 def curve(variant):
@@ -377,6 +395,9 @@ notes = {
     "vit": "best top-1: the highest `top1` in the run's log.jsonl, on the test split, or with `val_images` on the "
            "held-out training images; test top-1, read once (runs with `val_images`): the run's test.json, best.pt's "
            "accuracy on the test split at the end; images/s: the median of log.jsonl's `images_per_s`",
+    "rl": "every column is the run's last held-out evaluation in log.jsonl (the end of the run): the mean reward, "
+          "the non-trivial and parse / compile rates, the completion length, the KL to the starting model "
+          "(nats per token) and the held-out LM loss",
 }[kind]
 lines = [
     f"# Ablation: {name}", "", "```", command, "```", "",

@@ -91,13 +91,14 @@ def main():
         random.Random(settings["seed"]).shuffle(tasks)  # a fixed, spread-out subset across files
         tasks = tasks[:settings["num_tasks"]]
         n, k, start, t0 = settings["num_samples"], settings["k"], data.start_ids(meta, data_path, encode), time.time()
+        prompted = [code_check.open_ended(task) for task in tasks]  # what the model continues
         samples = []
-        for i, task in enumerate(tasks):
+        for i, task in enumerate(prompted):
             samples.append(complete(model, encode, decode, start, task, n, settings["max_new_tokens"],
                                     settings["temperature"], settings["top_k"], device))
             print(f"\rsampled {i + 1}/{len(tasks)} tasks ({time.time() - t0:.0f} s)", end="", flush=True)
         print()
-        flat_tasks = [task for task in tasks for _ in range(n)]
+        flat_tasks = [task for task in prompted for _ in range(n)]
         flat = code_check.score_many(flat_tasks, [s for task_samples in samples for s in task_samples],
                                      workers=settings["workers"] or None)
         model_results = [flat[i * n:(i + 1) * n] for i in range(len(tasks))]
@@ -114,7 +115,7 @@ def main():
                   f"{row[f'pass@{k}']:.1%} | {row['mean_length']:.0f} |")
         shown = [{"task": task.name, "source": task.source, "prompt": task.prompt,
                   "completion": code_check.cut_completion(task, task_samples[0]), **vars(task_results[0])}
-                 for task, task_samples, task_results in list(zip(tasks, samples, model_results))[:3]]
+                 for task, task_samples, task_results in list(zip(prompted, samples, model_results))[:3]]
         for sample in shown:
             print(f"\n--- {sample['task']} ({sample['source']}): {check if sample['ok'] else 'fails'}"
                   f"{', non-trivial' if sample['nontrivial'] else ''} {sample['message']}")
@@ -123,7 +124,7 @@ def main():
                       results=[{"task": task.name, "source": task.source,
                                 "samples": [{**vars(r), "completion": code_check.cut_completion(task, text)}
                                             for r, text in zip(task_results, task_samples)]}
-                               for task, task_samples, task_results in zip(tasks, samples, model_results)])
+                               for task, task_samples, task_results in zip(prompted, samples, model_results)])
 
     if settings["free_samples"]:
         cut = code_samples(model, meta, data_path, settings["free_samples"], settings["max_new_tokens"],

@@ -254,6 +254,11 @@ plot("loss-time", "Loss against wall time", "elapsed_s", losses, f"wall time ({t
 plot("lr", f"Learning rate per {step_label}", step_key, ("lr",), step_label, "learning rate")
 plot("throughput", f"Training throughput per {step_label}", step_key, (speed_key,), step_label,
      f"{unit}s per second (since the previous evaluation)")
+if any("nontrivial_rate" in record for run in runs for record in run["records"]):  # train_rl.py's runs
+    plot("rl-nontrivial", "Held-out non-trivial rate per RL step", "iter", ("nontrivial_rate",), "RL step",
+         "non-trivial and parses / compiles", percent=True)
+    plot("rl-length", "Completion length per RL step", "iter", ("length",), "RL step", "tokens per completion")
+    plot("rl-kl", "KL to the starting model per RL step", "iter", ("kl_to_start",), "RL step", "nats per token")
 if kind == "vit":
     # with --val_images the epochs' evaluations were of held-out training images, not of the test split
     held_out = [bool((run["config"] or {}).get("val_images")) for run in runs]

@@ -2,12 +2,12 @@
 #   python train_gpt.py config/cuda_code.py           # the model to start from (~15 min)
 #   OMP_WAIT_POLICY=PASSIVE python train_rl.py config/rl_cuda_cpu.py
 # The reward: 1 for a kernel body that compiles (nvcc -ptx, in code_check's sandbox) and writes
-# memory through a pointer parameter; reward_valid for one that only compiles. Non-trivial bodies
-# are rare at the start (a few in a hundred), so most groups of 16 would score all zeros and
-# teach nothing: the small credit for compiling gives them a signal. Measured (docs/rl.md): in 10
-# steps the policy settled on the empty body `}`, which earns it; the KL penalty did not stop it.
-# Unsolved: a stronger starting model, or no credit for empty bodies. The first run compiles every
-# training kernel's reference once (~1,000 nvcc calls, a few minutes; cached in data/cuda_code).
+# memory through a pointer parameter; reward_valid for one that only compiles and holds at least
+# code_check.MIN_TOKENS tokens. Non-trivial bodies are rare at the start (a few in a hundred), so
+# most groups of 16 would score all zeros and teach nothing: the small credit for compiling code
+# gives them a signal. It never pays the empty body `}`, which compiles: an earlier run, paid for
+# it, wrote nothing else after 10 steps (docs/rl.md). The first run compiles every training
+# kernel's reference once (~1,000 nvcc calls, a few minutes; cached in data/cuda_code).
 out_dir = "out-rl-cuda"
 base_dir = "out-cuda-code"
 language = "cuda"

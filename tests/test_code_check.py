@@ -60,11 +60,20 @@ def test_each_defined_kernel_is_a_task_with_its_template_line():
     assert scale.reference.endswith("    }\n}") and scale.source == "f.cu" and scale.language == "cuda"
 
 
+KERNEL_TASK = Task("cuda", "k", PREAMBLE + "__global__ void k(float* x) {", "", "test")
+
+
 def test_a_completion_is_cut_at_the_brace_that_closes_the_kernel():
     sample = "\n  if (i) { x[i] = '}'; } // }\n  y[0] = 1;\n}\n__global__ void next(float* z) {\n}"
-    assert code_check.cut_cuda_completion(sample) == sample[:sample.index("}\n__global__") + 1]
-    assert code_check.cut_cuda_completion("\n x[0] = 1;\n<|endoftext|>}") == "\n x[0] = 1;\n"  # never closed
-    assert code_check.cut_cuda_completion("\n}<|endoftext|>more") == "\n}"
+    cut = code_check.cut_completion
+    assert cut(KERNEL_TASK, sample) == sample[:sample.index("}\n__global__") + 1]
+    assert cut(KERNEL_TASK, "\n x[0] = 1;\n<|endoftext|>}") == "\n x[0] = 1;\n"  # never closed
+    assert cut(KERNEL_TASK, "\n}<|endoftext|>more") == "\n}"
+
+
+def test_a_backslash_at_the_end_of_an_unfinished_string_is_blanked_not_an_error():
+    assert code_check.blank_comments_and_literals(' printf("\\') == " printf(  "
+    assert code_check.body_end(KERNEL_TASK, ' printf("\\') is None
 
 
 # -----------------------------------------------------------------------------
@@ -132,7 +141,9 @@ def test_an_empty_body_compiles_but_scores_nothing():
     for body in ("\n}", "\n  int i = threadIdx.x;\n  float v = 2.0f * i;\n}"):  # empty; writes nothing
         result = code_check.score(task, body + "\n// whatever follows the kernel")
         assert result.ok and not result.nontrivial and result.reward == 0.0
-    assert code_check.score(task, "\n}", partial_credit=0.25).reward == 0.25
+    # partial credit pays a body that compiles and holds code, never the empty one (RL's first exploit)
+    assert code_check.score(task, "\n}", partial_credit=0.25).reward == 0.0
+    assert code_check.score(task, "\n  int i = threadIdx.x;\n}", partial_credit=0.25).reward == 0.25
     assert code_check.score(task, "\n  out[threadIdx.x] = 1.0f;\n}").reward == 1.0
 
 
@@ -206,10 +217,27 @@ def test_each_function_with_a_body_is_a_task_prompted_with_its_signature_and_doc
     assert tasks["method"].reference == '    if x:\n        return {"}": x}\n    return None\n'
 
 
+FUNCTION_TASK = Task("python", "f", 'def f(x):\n    """Doc."""\n', "", "test")
+
+
 def test_a_python_completion_is_cut_at_the_dedent():
     sample = "    x = 1\n\n    if x:\n        y = 2\n    return y\ndef next_function():\n    pass\n"
-    assert code_check.cut_python_completion(sample) == "    x = 1\n\n    if x:\n        y = 2\n    return y\n"
-    assert code_check.cut_python_completion("    return 1\n<|endoftext|>x = 2\n") == "    return 1\n"
+    cut = code_check.cut_completion
+    assert cut(FUNCTION_TASK, sample) == "    x = 1\n\n    if x:\n        y = 2\n    return y\n"
+    assert cut(FUNCTION_TASK, "    return 1\n<|endoftext|>x = 2\n") == "    return 1\n"
+
+
+@pytest.mark.parametrize("text, end", [
+    # a method's body indented 8 (the model knows it for one), then the class's next method at 4
+    ("\n        x = 1\n\n        return x\n\n    def g(self):", len("\n        x = 1\n\n        return x\n\n")),
+    ("\n    return 1\ndef", len("\n    return 1\n")),
+    (" # the prompt's last line\n    y = 2\n", None),  # not ended yet: the next line may continue it
+    ("\nx = 1", 1),                                   # an empty body
+])
+def test_a_body_prompted_without_its_last_newline_ends_at_the_first_line_indented_less_than_its_own(text, end):
+    task = code_check.open_ended(FUNCTION_TASK)
+    assert task.prompt == FUNCTION_TASK.prompt[:-1]
+    assert code_check.body_end(task, text) == end
 
 
 @pytest.mark.parametrize("body, nontrivial", [
@@ -222,12 +250,21 @@ def test_a_python_completion_is_cut_at_the_dedent():
     ("    return None\n", False),
     ("    '''another string'''\n    pass\n", False),
     ("    x = 1\n", False),                           # does something, but too short to mean it
+    ("    return super().f(1, 2)\n", False),           # a call that ignores both parameters (RL's exploit)
+    ("    return super().f(b, 2)\n", True),
 ])
 def test_a_python_body_is_non_trivial_if_it_does_more_than_pass_or_return(body, nontrivial):
     task = Task("python", "f", 'def f(a, b):\n    """Doc."""\n', "", "test")
     assert code_check.parses(task.prompt + body)[0]
     assert code_check.python_nontrivial(task, body) == nontrivial
     assert code_check.score(task, body + "def g():\n").nontrivial == nontrivial
+
+
+def test_a_method_without_parameters_of_its_own_need_not_read_any():
+    task = Task("python", "close", "def close(self):\n", "", "test")
+    assert code_check.python_nontrivial(task, "    return super().close()\n")
+    assert not code_check.python_nontrivial(Task("python", "g", "def g(self, x):\n", "", "test"),
+                                            "    return super().close()\n")
 
 
 def test_a_python_body_that_does_not_parse_fails():

@@ -47,6 +47,19 @@ def test_advantages_are_the_reward_minus_the_group_mean_optionally_over_its_std(
     assert torch.allclose(scaled, expected, atol=1e-5)  # a group that all scored the same stays at 0, no NaN
 
 
+def test_a_completion_left_out_has_no_advantage_and_no_part_in_its_groups_baseline():
+    # the third completion ran out of tokens (overlong_filter): the group is [1, 0, -, 0]
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    kept = torch.tensor([[True, True, False, True]])
+    plain = rl["group_advantages"](rewards, std_normalize=False, kept=kept)
+    assert torch.allclose(plain, torch.tensor([[2 / 3, -1 / 3, 0.0, -1 / 3]]))
+    scaled = rl["group_advantages"](rewards, std_normalize=True, kept=kept)
+    std = math.sqrt((1 / 3) * (2 / 3))  # the population std of one 1 among three
+    assert torch.allclose(scaled, torch.tensor([[2 / 3 / std, -1 / 3 / std, 0.0, -1 / 3 / std]]), atol=1e-5)
+    nothing_kept = rl["group_advantages"](rewards, std_normalize=True, kept=torch.zeros(1, 4, dtype=torch.bool))
+    assert torch.equal(nothing_kept, torch.zeros(1, 4))
+
+
 def test_the_clipped_loss_and_its_gradient_match_hand_computed_values():
     # four tokens with ratios 1.5, 0.5, 1.5, 0.5 (clip_eps 0.2: the range is [0.8, 1.2]) and
     # advantages +1, +1, -1, -1; a fifth token is masked out; the batch has 4 completion tokens
@@ -127,24 +140,6 @@ def test_a_group_is_sampled_with_the_cache_stops_when_every_completion_ended_and
         idx = torch.cat([idx, torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)], dim=1)
     for row, ids in enumerate(group):
         assert idx[row, 3:3 + len(ids)].tolist() == ids
-
-
-@pytest.mark.parametrize("language, text, expected", [
-    # a method's body indented 8, then the class's next method at 4: the body ends before it
-    ("python", "\n        x = 1\n\n        return x\n\n    def g(self):", ("\n        x = 1\n\n        return x\n\n", True)),
-    ("python", "\n    return 1\ndef", ("\n    return 1\n", True)),
-    ("python", " # the prompt's last line\n    y = 2\n", (" # the prompt's last line\n    y = 2\n", False)),
-    ("python", "\n    y = 2<|endoftext|>def f", ("\n    y = 2", True)),
-    # a kernel's body ends at the brace that closes its own; braces in strings and comments do not count
-    ("cuda", ' if (i < n) { y[i] = 0; } // }\n printf("}");\n}\n__global__', (' if (i < n) { y[i] = 0; } // }\n printf("}");\n}\n__global__\n', True)),
-    ("cuda", " y[0] = 1; // }", (" y[0] = 1; // }\n", False)),
-    ("cuda", ' printf("\\', (' printf("\\\n', False)),
-])
-def test_where_a_body_ends(language, text, expected):
-    import code_check
-    functions = rl_functions()
-    functions.update(language=language, decode=lambda ids: text, code_check=code_check)
-    assert functions["body"](None) == expected
 
 
 # -----------------------------------------------------------------------------
@@ -255,3 +250,24 @@ def test_bad_settings_are_one_line_errors(base):
         assert message in result.stderr
     result = run(["train_rl.py", f"--base_dir={base / 'nothing'}", "--device=cpu"], check=False)
     assert result.stderr.startswith("error:") and "nothing" in result.stderr
+
+
+def test_an_ablation_of_rl_settings_tables_each_runs_last_held_out_evaluation(base, tmp_path):
+    import json
+    overrides = dict(a.removeprefix("--").split("=", 1) for a in rl_args(base, "unused")[1:])
+    overrides = {key: value if key in ("base_dir", "device", "dtype") else ast.literal_eval(value)
+                 for key, value in overrides.items() if key != "out_dir"}
+    overrides.update(max_iters=2, eval_interval=2)
+    config = tmp_path / "rl_ablation.py"
+    config.write_text(f"script = 'train_rl.py'\nbase_overrides = {overrides!r}\nbaseline = 'std'\n"
+                      "variants = {'std': {}, 'no-std': {'std_normalize': False}}\n")
+    out_root = tmp_path / "runs"
+    run(["analysis/ablate.py", str(config), "--seeds=1", f"--out_root={out_root}"])
+    results = json.loads((out_root / "results.json").read_text())
+    assert results["kind"] == "rl"
+    for variant in ("std", "no-std"):
+        last = read_log(out_root / f"{variant}-seed1337")[-1]
+        assert last["iter"] == 2
+        assert results["variants"][variant]["mean"]["reward"] == last["reward"]
+        assert results["variants"][variant]["mean"]["nontrivial_rate"] == 100 * last["nontrivial_rate"]
+    assert "| no-std | std_normalize=False | 1 |" in (out_root / "results.md").read_text()
