@@ -162,11 +162,14 @@ class CausalSelfAttention(nn.Module):
         self.register_buffer("causal_mask", mask.view(1, 1, config.block_size, config.block_size),
                              persistent=False)
 
-    def fused(self, q):
-        """SDPA (flash=True), except in bf16 on a CPU: there PyTorch's fused kernel is several times
-        slower than in fp32 (its backward most of all), while the written-out attention's two batched
-        matmuls run at the CPU's bf16 speed (bench/bench_gpt.py measures both)."""
-        return self.flash and not (q.device.type == "cpu" and q.dtype == torch.bfloat16)
+    def fused(self, q, k):
+        """SDPA (flash=True), except in bf16 on a CPU over short contexts: there PyTorch's fused
+        kernel is several times slower than in fp32 (its backward most of all), while the written-out
+        attention's two batched matmuls run at the CPU's bf16 speed. Over long contexts the written-out
+        (T, T) matrices cost more memory traffic than they save, and SDPA wins again
+        (bench/bench_gpt.py measures all three shapes)."""
+        short = k.size(-2) <= 256
+        return self.flash and not (q.device.type == "cpu" and q.dtype == torch.bfloat16 and short)
 
     def forward(self, x, rope=None, mask=None, kv_cache=None):
         """x (B, T, C). rope: (cos, sin) for these positions, or None. mask: None for plain causal
@@ -184,7 +187,7 @@ class CausalSelfAttention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)               # (B, nh, T_keys, hs), all tokens so far
-        if self.fused(q):
+        if self.fused(q, k):
             # the same computation as below, fused (flash attention on GPUs): never materialises
             # the (T, T) attention matrix
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,

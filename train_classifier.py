@@ -77,7 +77,7 @@ lr_decay_iters = 0            # where the cosine reaches min_lr; 0 = max_iters
 min_lr = 1e-4
 # system
 device = "auto"               # 'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
-dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16 on modern GPUs, else fp32)
+dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16 on modern GPUs and on CPUs with AMX/AVX512-BF16, else fp32)
 compile = "auto"              # torch.compile the model: 'auto' = on CUDA only
 seed = 1337
 # -----------------------------------------------------------------------------
@@ -276,7 +276,7 @@ if ddp.master:
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"{len(train_tokens):,} train and {len(val_tokens):,} val texts, {n_classes} classes; "
           f"{model.gpt.get_num_params() / 1e6:.2f}M backbone parameters, {n_trainable / 1e6:.2f}M trained; "
-          f"device {ddp.device}, {precision}")
+          f"device {ddp.device}, {precision}{' (dtype=auto)' if dtype == 'auto' else ''}")
 
 
 def train_batch(it):

@@ -84,7 +84,7 @@ lr_decay_iters = 0            # where the cosine reaches min_lr (~ max_iters, pe
 min_lr = 2e-4                 # ~ learning_rate / 10
 # system
 device = "auto"               # 'auto' (cuda, else mps, else cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
-dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16 on modern GPUs, else fp32)
+dtype = "auto"                # 'float32', 'bfloat16', 'float16' or 'auto' (bf16 on modern GPUs and on CPUs with AMX/AVX512-BF16, else fp32)
 compile = "auto"              # torch.compile the model: 'auto' = on CUDA only (minutes to compile, faster after)
 peak_flops = 0.0              # your hardware's peak FLOP/s (e.g. 989e12 for H100 bf16) to log MFU
 seed = 1337
@@ -120,7 +120,7 @@ if gradient_accumulation_steps % ddp.world_size != 0:
 micro_steps = gradient_accumulation_steps // ddp.world_size
 tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
 if ddp.master:
-    print(f"tokens per iteration: {tokens_per_iter:,} on {ddp.world_size} process(es), device {ddp.device}, {precision}")
+    print(f"tokens per iteration: {tokens_per_iter:,} on {ddp.world_size} process(es), device {ddp.device}, {precision}{' (dtype=auto)' if dtype == 'auto' else ''}")
 torch.manual_seed(seed + ddp.rank)  # dropout differs per rank; batches come from batch_generator
 if device_type == "cuda":
     torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores where any are left

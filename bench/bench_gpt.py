@@ -1,10 +1,11 @@
 """
 Training-step speed of model_gpt.GPT in fp32 and bf16 autocast, with attention through
 F.scaled_dot_product_attention (SDPA, what nanoGPT does) or written out (flash=False), and the
-default (dtype=auto, flash=True: what train_gpt.py runs here), eager or torch.compile'd, at two
-shapes: nanoGPT's "baby GPT" (6 layers, 6 heads, 384 wide, context 256, batch 16) and train_gpt.py's
-CPU default (4 layers, 4 heads, 128 wide, context 64, batch 12). All variants take turns in rounds in
-one run, so the ratios hold on a busy machine. A step is what train_gpt.py does: forward,
+default (dtype=auto, flash=True: what train_gpt.py runs here), eager or torch.compile'd, at three
+shapes: nanoGPT's "baby GPT" (6 layers, 6 heads, 384 wide, context 256, batch 16), train_gpt.py's
+CPU default (4 layers, 4 heads, 128 wide, context 64, batch 12), and a long context (4 layers, 4
+heads, 256 wide, context 1024, batch 2), where model_gpt.py keeps SDPA in bf16. All variants take
+turns in rounds in one run, so the ratios hold on a busy machine. A step is what train_gpt.py does: forward,
 cross-entropy, backward, clip, AdamW step.
 
     python bench/bench_gpt.py                    # eager only
@@ -14,7 +15,7 @@ cross-entropy, backward, clip, AdamW step.
 bf16 pays off on CPUs only where the hardware multiplies bf16 (AMX, AVX512-BF16); elsewhere torch
 converts each operand to fp32 and back, and bf16 runs slower than fp32. The first line says which
 this CPU is. The "sdpa" variants call SDPA in every dtype (model_gpt.py itself writes attention out
-in bf16 on a CPU, where that is faster); "default" is what dtype=auto and flash=True choose.
+in bf16 on a CPU over contexts up to 256, where that is faster); "default" is what dtype=auto and flash=True choose.
 """
 
 import argparse
@@ -32,12 +33,13 @@ from model_gpt import GPT, GPTConfig  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 rounds.add_timing_args(parser, warmup=2, steps=3, rounds=3, compile=False)
-parser.add_argument("--shapes", default="baby GPT,CPU default", help="which of the two shapes, comma-separated")
+parser.add_argument("--shapes", default="baby GPT,CPU default,long context", help="which of the shapes, comma-separated")
 args = parser.parse_args()
 device = training.pick_device(args.device)
 SHAPES = {  # name: (model settings, batch size)
     "baby GPT": (dict(n_layer=6, n_head=6, n_embd=384, block_size=256), 16),
     "CPU default": (dict(n_layer=4, n_head=4, n_embd=128, block_size=64), 12),
+    "long context": (dict(n_layer=4, n_head=4, n_embd=256, block_size=1024), 2),
 }
 COLUMNS = [("float32", "sdpa"), ("float32", "written"), ("bfloat16", "sdpa"), ("bfloat16", "written"),
            ("auto", "default")]  # (dtype, attention) of each variant, per shape and compile setting
@@ -55,7 +57,7 @@ class Variant:
                                        **settings)).to(device)
         if attention == "sdpa":
             for block in self.raw_model.transformer.h:
-                block.attn.fused = lambda q: True  # SDPA whatever the dtype and device
+                block.attn.fused = lambda q, k: True  # SDPA whatever the dtype and device
         self.optimizer = optimizers.configure(self.raw_model, "adamw", 0.1, 1e-3, (0.9, 0.99), device.split(":")[0])
         self.model = torch.compile(self.raw_model) if compiled else self.raw_model
         T = settings["block_size"]

@@ -45,7 +45,7 @@ def tiny_gpt(**overrides):
     return GPT(GPTConfig(block_size=32, vocab_size=64, n_layer=2, n_head=2, n_embd=64, **overrides))
 
 
-def test_bf16_on_cpu_writes_attention_out_and_fp32_keeps_sdpa(monkeypatch):
+def test_bf16_on_cpu_writes_short_attention_out_and_fp32_keeps_sdpa(monkeypatch):
     sdpa, calls = F.scaled_dot_product_attention, []
     monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k))
     model, idx = tiny_gpt(), torch.randint(0, 64, (2, 32))
@@ -54,6 +54,11 @@ def test_bf16_on_cpu_writes_attention_out_and_fp32_keeps_sdpa(monkeypatch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         model(idx, idx)
     assert len(calls) == 2
+    # over a long context SDPA stays: the written-out (T, T) matrices cost more than they save
+    long_model, long_idx = GPT(GPTConfig(block_size=512, vocab_size=64, n_layer=2, n_head=2, n_embd=64)), torch.randint(0, 64, (1, 512))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        long_model(long_idx, long_idx)
+    assert len(calls) == 4
 
 
 @pytest.mark.parametrize("overrides", [dict(), dict(pos_encoding="rope", qk_norm=True)])
@@ -66,7 +71,7 @@ def test_bf16_loss_and_gradients_follow_fp32(overrides):
         model = tiny_gpt(**overrides)
         if force_sdpa:
             for block in model.transformer.h:
-                block.attn.fused = lambda q: True
+                block.attn.fused = lambda q, k: True
         with training.autocast("cpu", dtype):
             _, loss = model(idx, targets)
         loss.backward()
