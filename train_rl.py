@@ -224,7 +224,7 @@ base = None  # free the memory
 def load_tasks(split):
     """The split's tasks, each with its prompt's token ids; a prompt that leaves fewer than
     max_new_tokens of the context is left out (the cache would have to slide past the prompt's start).
-    Prompts are code_check.open_ended's (a Python prompt without its last newline). Every prompt starts after
+    Prompts are code_check.open_ended's (a Python prompt without its last newline), each after
     <|endoftext|>, where the model learned files begin (as analysis/code_eval.py prompts it)."""
     # code_check builds a split's tasks once and caches them in the dataset's directory: rank 0
     # builds, the other ranks wait for it and read them
