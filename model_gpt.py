@@ -27,6 +27,9 @@ from torch.nn import functional as F
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
 NORMS = ("layernorm", "rmsnorm")
 NORM_PLACEMENTS = ("pre", "post")
+# In bf16 on a CPU, attention is written out over at most this many keys and goes through SDPA over
+# more: bench/bench_gpt.py's "long context" shape (1,024) runs faster with SDPA (docs/speed-bf16.md)
+WRITTEN_OUT_MAX_KEYS = 256
 MLPS = ("gelu", "relu", "relu2", "swiglu")
 GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
@@ -168,7 +171,7 @@ class CausalSelfAttention(nn.Module):
         attention's two batched matmuls run at the CPU's bf16 speed. Over long contexts the written-out
         (T, T) matrices cost more memory traffic than they save, and SDPA wins again
         (bench/bench_gpt.py measures all three shapes)."""
-        short = k.size(-2) <= 256
+        short = k.size(-2) <= WRITTEN_OUT_MAX_KEYS
         return self.flash and not (q.device.type == "cpu" and q.dtype == torch.bfloat16 and short)
 
     def forward(self, x, rope=None, mask=None, kv_cache=None):

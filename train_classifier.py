@@ -276,7 +276,7 @@ if ddp.master:
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"{len(train_tokens):,} train and {len(val_tokens):,} val texts, {n_classes} classes; "
           f"{model.gpt.get_num_params() / 1e6:.2f}M backbone parameters, {n_trainable / 1e6:.2f}M trained; "
-          f"device {ddp.device}, {precision}{' (dtype=auto)' if dtype == 'auto' else ''}")
+          f"device {ddp.device}, {training.describe_dtype(dtype, precision)}")
 
 
 def train_batch(it):

@@ -120,7 +120,7 @@ if gradient_accumulation_steps % ddp.world_size != 0:
 micro_steps = gradient_accumulation_steps // ddp.world_size
 tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
 if ddp.master:
-    print(f"tokens per iteration: {tokens_per_iter:,} on {ddp.world_size} process(es), device {ddp.device}, {precision}{' (dtype=auto)' if dtype == 'auto' else ''}")
+    print(f"tokens per iteration: {tokens_per_iter:,} on {ddp.world_size} process(es), device {ddp.device}, {training.describe_dtype(dtype, precision)}")
 torch.manual_seed(seed + ddp.rank)  # dropout differs per rank; batches come from batch_generator
 if device_type == "cuda":
     torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores where any are left

@@ -191,7 +191,7 @@ if tasks_per_step % ddp.world_size != 0:
 tasks_per_rank = tasks_per_step // ddp.world_size  # each process samples and scores its share of the prompts
 if ddp.master:
     print(f"{tasks_per_step} tasks x {group_size} completions per step on {ddp.world_size} process(es), "
-          f"device {ddp.device}, {precision}{' (dtype=auto)' if dtype == 'auto' else ''}")
+          f"device {ddp.device}, {training.describe_dtype(dtype, precision)}")
 torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
 amp = training.autocast(ddp.device, precision)

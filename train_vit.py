@@ -326,7 +326,7 @@ if ddp.master:
           f"{model_config.patch_size}x{model_config.patch_size}, {model.estimate_flops_per_image() / 1e9:.2f} GFLOP per "
           f"training image; {dataset}: {n_train} train / {val_images} held-out / {len(test_set)} test images; "
           f"{steps_per_epoch} steps per epoch of {batch_size} x {ddp.world_size} images; "
-          f"device {ddp.device}, dtype {precision}{' (auto)' if dtype == 'auto' else ''}, compile {compile_model}, {num_workers} data workers")
+          f"device {ddp.device}, {training.describe_dtype(dtype, precision)}, compile {compile_model}, {num_workers} data workers")
     if compile_model:
         print("torch.compile: the first step compiles the model (minutes on a CPU; --compile=False skips it)")
 stop = training.StopRequest(ddp)  # SIGTERM / Ctrl-C: save and stop at the next step boundary

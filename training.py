@@ -127,6 +127,11 @@ def resolve_dtype(dtype, device):
     return dtype
 
 
+def describe_dtype(dtype, precision):
+    """What the run uses, and whether dtype=auto chose it: 'bfloat16 (dtype=auto)'."""
+    return f"{precision} (dtype=auto)" if dtype == "auto" else precision
+
+
 def resolve_compile(compile, device):
     """'auto' compiles on CUDA only: there it pays back its minutes soon; on a CPU it takes minutes
     and gains little (see the README). An explicit True or False is obeyed anywhere."""
