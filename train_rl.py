@@ -92,7 +92,8 @@ def sample_group(model, prompt, n, max_new_tokens, temperature, generator, ended
     """n completions of one prompt (a list of token ids), sampled together: the prompt runs through
     the model once into a KV cache, then each step runs only the n newest tokens. ended(ids) says
     whether a completion's token ids already hold a whole answer; sampling stops when all n do, or
-    after max_new_tokens. Returns n lists of ids, each cut after the token that ended it. The caller
+    after max_new_tokens. Returns n lists of ids, each cut after the token that ended it, and n
+    bools: which ended (the others ran out of tokens). The caller
     keeps len(prompt) + max_new_tokens within the context, so the cache never has to slide."""
     device = next(model.parameters()).device
     cache = KVCache(model.config)
@@ -111,7 +112,7 @@ def sample_group(model, prompt, n, max_new_tokens, temperature, generator, ended
                     open_rows.discard(row)
         if not open_rows:
             break
-    return out
+    return out, [row not in open_rows for row in range(n)]
 
 
 # -----------------------------------------------------------------------------
@@ -147,6 +148,8 @@ overlong_filter = True        # a completion still open at max_new_tokens gets n
 updates_per_batch = 1         # optimizer steps per sampled batch: > 1 reuses it, with the clipped ratio
 clip_eps = 0.2                # PPO's clip range of the ratio p / p_old
 kl_coef = 0.0                 # weight of the k3 KL penalty toward the starting model (0: none)
+lm_coef = 0.0                 # weight of a language-model loss on train.bin windows, one per completion,
+                              # added to each update (InstructGPT's PPO-ptx): keeps the model of code RL does not sample
 batch_size = 16               # sequences per forward/backward per process (memory, not maths)
 # optimizer
 optimizer = "adamw"           # or 'muon'
@@ -171,7 +174,7 @@ config = configurator.configure(globals(), sys.argv[1:])
 globals().update(config)
 configurator.check_settings(
     config, at_least_1="eval_interval eval_samples eval_iters max_new_tokens tasks_per_step updates_per_batch batch_size",
-    at_least_0="eval_tasks log_interval kl_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
+    at_least_0="eval_tasks log_interval kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
     positive="temperature eval_temperature clip_eps learning_rate", below_1="reward_valid clip_eps beta1 beta2",
     choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"),
              "optimizer": optimizers.OPTIMIZERS})
@@ -365,20 +368,26 @@ def distinct_n(sequences, n):
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def lm_batch(split, generator, n):
+    """This process's n of a global batch of n * world_size random context windows of split.bin:
+    x, y (n, block_size). Every rank draws the whole batch's positions and keeps its share."""
+    tokens = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
+    ix = torch.randint(len(tokens) - block_size, (n * ddp.world_size,), generator=generator)
+    ix = ix[ddp.rank * n:(ddp.rank + 1) * n]
+    x = torch.stack([torch.from_numpy(tokens[i:i + block_size].astype(np.int64)) for i in ix])
+    y = torch.stack([torch.from_numpy(tokens[i + 1:i + 1 + block_size].astype(np.int64)) for i in ix])
+    return x.to(ddp.device), y.to(ddp.device)
+
+
 @torch.no_grad()
 def val_lm_loss():
     """The language-model loss on eval_iters batches of random windows of val.bin, the same windows
     every time and in every run: what RL costs the model as a model of code."""
-    tokens = np.memmap(os.path.join(data_path, "val.bin"), dtype=np.uint16, mode="r")
     generator = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(eval_iters):
-        ix = torch.randint(len(tokens) - block_size, (batch_size * ddp.world_size,), generator=generator)
-        ix = ix[ddp.rank * batch_size:(ddp.rank + 1) * batch_size]
-        x = torch.stack([torch.from_numpy(tokens[i:i + block_size].astype(np.int64)) for i in ix])
-        y = torch.stack([torch.from_numpy(tokens[i + 1:i + 1 + block_size].astype(np.int64)) for i in ix])
         with amp:
-            _, loss = model(x.to(ddp.device), y.to(ddp.device))
+            _, loss = model(*lm_batch("val", generator, batch_size))
         losses.append(loss.item())
     return all_ranks_sum([sum(losses) / len(losses)])[0] / ddp.world_size
 
@@ -389,7 +398,7 @@ def evaluate():
     evaluations differ only by the model), each process its share of the tasks. Returns the record
     to log and three samples to print, or None if a stop was requested meanwhile."""
     model.eval()
-    records = []  # per completion: (task number, Result, ids, summed KL, summed entropy)
+    records = []  # per completion: (task number, Result, ids, summed KL, summed entropy, ended)
     for start in range(0, len(val_tasks), ddp.world_size):
         if stop.agreed():  # every rank asks equally often: see StopRequest
             model.train()
@@ -399,8 +408,8 @@ def evaluate():
             continue
         task, prompt = val_tasks[t]
         with amp:
-            group = sample_group(model, prompt, eval_samples, max_new_tokens, eval_temperature,
-                                 sampler(seed + 1_000_003 * (t + 1)), ender(task))
+            group, ended = sample_group(model, prompt, eval_samples, max_new_tokens, eval_temperature,
+                                        sampler(seed + 1_000_003 * (t + 1)), ender(task))
         x, y, mask = pack([prompt] * eval_samples, group)
         _, logprobs = token_logprobs(model, x, y, temperature)               # (B, T, vocab)
         _, ref_logprobs = token_logprobs(reference, x, y, temperature)
@@ -408,11 +417,11 @@ def evaluate():
         kl = ((logprobs.exp() * (logprobs - ref_logprobs)).sum(-1) * mask).sum(-1)  # (B,)
         entropy = (-(logprobs.exp() * logprobs).sum(-1) * mask).sum(-1)              # (B,)
         results = score([task] * eval_samples, group)
-        records += [(t, r, ids, float(k), float(e)) for r, ids, k, e in zip(results, group, kl, entropy)]
+        records += [(t, r, ids, float(k), float(e), f) for r, ids, k, e, f in zip(results, group, kl, entropy, ended)]
     records = all_ranks_list(records)
     model.train()
     n = len(records)
-    n_tokens = sum(len(ids) for _, _, ids, _, _ in records)
+    n_tokens = sum(len(ids) for _, _, ids, *_ in records)
     per_task = {}
     for t, r, *_ in records:
         per_task.setdefault(t, []).append(r.nontrivial)
@@ -423,14 +432,15 @@ def evaluate():
         # pass@k over tasks, from eval_samples completions each (code_check's unbiased estimator)
         "pass_at_1": sum(code_check.pass_at_k(len(s), sum(s), 1) for s in per_task.values()) / len(per_task),
         "pass_at_k": sum(code_check.pass_at_k(len(s), sum(s), len(s)) for s in per_task.values()) / len(per_task),
-        "kl_to_start": sum(k for *_, k, _ in records) / n_tokens,           # nats per completion token
-        "entropy": sum(e for *_, e in records) / n_tokens,                   # nats per completion token
+        "kl_to_start": sum(r[3] for r in records) / n_tokens,               # nats per completion token
+        "entropy": sum(r[4] for r in records) / n_tokens,                    # nats per completion token
         "length": n_tokens / n,                                              # tokens per completion
-        "distinct_1": distinct_n([ids for _, _, ids, _, _ in records], 1),
-        "distinct_2": distinct_n([ids for _, _, ids, _, _ in records], 2),
+        "finished_rate": sum(r[5] for r in records) / n,                     # ended within max_new_tokens
+        "distinct_1": distinct_n([r[2] for r in records], 1),
+        "distinct_2": distinct_n([r[2] for r in records], 2),
     }
     samples = [(val_tasks[t][0].prompt, code_check.cut_completion(val_tasks[t][0], decode(ids)), r.reward)
-               for t, r, ids, _, _ in records[:3 * eval_samples:eval_samples]]
+               for t, r, ids, *_ in records[:3 * eval_samples:eval_samples]]
     return result, samples
 
 
@@ -475,7 +485,7 @@ while True:
         if ddp.master:
             print(f"step {iter_num}: held-out reward {result['reward']:.3f}, non-trivial {result['nontrivial_rate']:.1%}, "
                   f"valid {result['valid_rate']:.1%}, pass@{eval_samples} {result['pass_at_k']:.1%}, "
-                  f"length {result['length']:.1f}, KL {result['kl_to_start']:.4f}, entropy {result['entropy']:.3f}, "
+                  f"length {result['length']:.1f} ({result['finished_rate']:.0%} finished), KL {result['kl_to_start']:.4f}, entropy {result['entropy']:.3f}, "
                   f"distinct-2 {result['distinct_2']:.3f}, val loss {val_loss:.4f}")
             for prompt, text, reward in samples:
                 print(f"--- a held-out sample (reward {reward}):\n{prompt[-200:]}{text}\n---")
@@ -507,13 +517,13 @@ while True:
     prompts, completions, results, finished = [], [], [], []
     for i in mine:
         task, prompt = train_tasks[int(picks[i])]
-        ended = ender(task)
         with amp:
-            group = sample_group(model, prompt, group_size, max_new_tokens, temperature, sampler(int(seeds[i])), ended)
+            group, ended = sample_group(model, prompt, group_size, max_new_tokens, temperature,
+                                        sampler(int(seeds[i])), ender(task))
         prompts += [prompt] * group_size
         completions += group
         results += score([task] * group_size, group)
-        finished += [ended(ids) for ids in group]
+        finished += ended
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
     rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, group_size)      # (N, G)
@@ -527,18 +537,27 @@ while True:
                               for s in range(0, len(x), batch_size)]) if kl_coef > 0 else None
         old_logp = torch.cat([token_logprobs(model, x[s:s + batch_size], y[s:s + batch_size], temperature)[0]
                               for s in range(0, len(x), batch_size)]) if updates_per_batch > 1 else None
+    # train.bin windows for the LM loss (lm_coef), as many as this process has completions: the
+    # same global batch whatever the number of processes
+    x_lm, y_lm = lm_batch("train", batch_generator, len(x)) if lm_coef > 0 else (None, None)
     # 5. updates_per_batch optimizer steps on the batch, each accumulated over micro-batches
     starts = list(range(0, len(x), batch_size))
+    micro_steps = [(kind, s) for kind in (("rl", "lm") if lm_coef > 0 else ("rl",)) for s in starts]
     for _ in range(updates_per_batch):
-        for s in starts:
+        for kind, s in micro_steps:
             sl = slice(s, s + batch_size)
             # DDP all-reduces (averages) gradients in backward; only the last micro-step needs to
-            with train_model.no_sync() if ddp.enabled and s != starts[-1] else nullcontext():
-                logp, _ = token_logprobs(train_model, x[sl], y[sl], temperature)
-                # on the first update the sampling policy is this one: ratio 1, REINFORCE's gradient
-                old = logp.detach() if old_logp is None else old_logp[sl]
-                loss = policy_loss(logp, old, None if ref_logp is None else ref_logp[sl], advantages[sl], mask[sl],
-                                   clip_eps, kl_coef, num_tokens / ddp.world_size)  # DDP's average undoes the world_size
+            with train_model.no_sync() if ddp.enabled and (kind, s) != micro_steps[-1] else nullcontext():
+                if kind == "rl":
+                    logp, _ = token_logprobs(train_model, x[sl], y[sl], temperature)
+                    # on the first update the sampling policy is this one: ratio 1, REINFORCE's gradient
+                    old = logp.detach() if old_logp is None else old_logp[sl]
+                    loss = policy_loss(logp, old, None if ref_logp is None else ref_logp[sl], advantages[sl], mask[sl],
+                                       clip_eps, kl_coef, num_tokens / ddp.world_size)  # DDP's average undoes the world_size
+                else:  # the mean over all the windows, once DDP has averaged the processes
+                    with amp:
+                        _, lm_loss = train_model(x_lm[sl], y_lm[sl])
+                    loss = lm_coef * lm_loss * len(x_lm[sl]) / len(x_lm)
                 scaler.scale(loss).backward()
         training.optimizer_step(model, optim, scaler, grad_clip, guard, iter_num, ddp.master)
 

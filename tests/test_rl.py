@@ -126,9 +126,12 @@ def test_a_group_is_sampled_with_the_cache_stops_when_every_completion_ended_and
     model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=64, tokenizer_vocab_size=60)).eval()
     ended = lambda ids: ids[-1] % 4 == 0  # a completion "ends" at a token divisible by 4
     sample = lambda seed: rl["sample_group"](model, [1, 2, 3], 6, 30, 1.0, torch.Generator().manual_seed(seed), ended)
-    group = sample(7)
-    assert group == sample(7) and group != sample(8)
+    group, finished = sample(7)
+    assert group == sample(7)[0] and group != sample(8)[0]
     assert all(ids and ended(ids) and not any(ended(ids[:i]) for i in range(1, len(ids))) for ids in group)
+    assert finished == [True] * 6
+    short, finished = rl["sample_group"](model, [1, 2, 3], 6, 1, 1.0, torch.Generator().manual_seed(7), ended)
+    assert finished == [ended(ids) for ids in short] and not all(finished)  # one token: some rows still open
     assert all(t < 60 for ids in group for t in ids)  # padding ids are never sampled
     # the same tokens as sampling without the cache, each step a full forward pass over everything
     # so far, from a generator with the same seed
@@ -203,16 +206,17 @@ def read_log(out_dir):
 
 @pytest.fixture(scope="module")
 def straight(base):
-    """Four steps in one go, evaluated at 0, 2 and 4."""
+    """Four steps in one go, evaluated at 0, 2 and 4, with the language-model loss mixed in (so the
+    resume and two-process tests cover its batches too)."""
     out = base / "straight"
-    run(rl_args(base, out, "--max_iters=4"))
+    run(rl_args(base, out, "--max_iters=4", "--lm_coef=1.0"))
     return out
 
 
 def test_a_tiny_run_logs_every_held_out_figure_and_moves_away_from_the_start(straight):
     records = read_log(straight)
     assert [r["iter"] for r in records] == [0, 2, 4]
-    for key in ("reward", "valid_rate", "nontrivial_rate", "pass_at_1", "pass_at_k", "entropy", "distinct_2"):
+    for key in ("reward", "valid_rate", "nontrivial_rate", "pass_at_1", "pass_at_k", "finished_rate", "entropy", "distinct_2"):
         assert all(0 <= r[key] <= max(1.0, r[key]) for r in records), key
     assert records[0]["kl_to_start"] == 0.0  # before any step the policy is the starting model
     assert records[-1]["kl_to_start"] > 0
@@ -220,10 +224,18 @@ def test_a_tiny_run_logs_every_held_out_figure_and_moves_away_from_the_start(str
     assert records[1]["kl_to_start"] > 0  # the rewards of the first groups differed: the policy moved
 
 
+def test_the_language_model_loss_mixed_in_keeps_the_held_out_loss_lower_than_rl_alone(base, straight):
+    out = base / "rl-alone"
+    run(rl_args(base, out, "--max_iters=4"))
+    alone, mixed = read_log(out), read_log(straight)
+    assert alone[0]["val_loss"] == mixed[0]["val_loss"]  # the same starting model, the same windows
+    assert mixed[-1]["val_loss"] < alone[-1]["val_loss"]
+
+
 def test_stopping_and_resuming_is_bit_identical_to_a_straight_run(base, straight):
     out = base / "resumed"
-    run(rl_args(base, out, "--max_iters=2"))
-    run(rl_args(base, out, "--max_iters=4", "--init_from=resume"))
+    run(rl_args(base, out, "--max_iters=2", "--lm_coef=1.0"))
+    run(rl_args(base, out, "--max_iters=4", "--lm_coef=1.0", "--init_from=resume"))
     expected, got = weights(straight), weights(out)
     assert all(torch.equal(expected[k], got[k]) for k in expected)
     without_time = lambda records: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in records]
@@ -233,7 +245,7 @@ def test_stopping_and_resuming_is_bit_identical_to_a_straight_run(base, straight
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
 def test_two_processes_each_sampling_half_the_prompts_equal_one_process(base, straight):
     out = base / "ddp"
-    run(rl_args(base, out, "--max_iters=4"), nproc=2)
+    run(rl_args(base, out, "--max_iters=4", "--lm_coef=1.0"), nproc=2)
     expected, got = weights(straight), weights(out)
     assert all(torch.allclose(expected[k], got[k], atol=1e-6) for k in expected)
     for one, two in zip(read_log(straight), read_log(out)):  # the held-out evaluations too, shared out
