@@ -179,7 +179,10 @@ def read_marker(directory):
 
 
 def write_marker(directory, args, finished, copied_from=None):
-    record = {"command": args, "finished": finished} | ({"copied_from": copied_from} if copied_from else {})
+    """The run's command, and every setting it resolved to when it started (a config file the command
+    names may change later)."""
+    record = {"command": args, "settings": as_json(run_settings(args)), "finished": finished}
+    record |= {"copied_from": copied_from} if copied_from else {}
     with training.atomic_write(os.path.join(directory, MARKER)) as tmp_path, open(tmp_path, "w") as f:
         json.dump(record, f)
 
@@ -196,15 +199,21 @@ def run_settings(args):
     return os.path.basename(args[0]), settings
 
 
+def as_json(value):
+    """value as it reads back from JSON (tuples become lists), to compare with a marker's."""
+    return json.loads(json.dumps(value))
+
+
 def finished_twin(directory, args):
     """A finished run beside out_root (another ablation's, as every shipped GPT ablation's baseline is
-    the same recipe) with the same settings as this one, or None."""
-    wanted = run_settings(args)
+    the same recipe) that started with the same settings as this one, or None. The settings its
+    marker recorded count, not its command read again: the config file it names may have changed."""
+    wanted = as_json(run_settings(args))
     for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(out_root)), "*", "*", MARKER))):
         other = os.path.dirname(path)
         marker = read_marker(other)
         if (other != os.path.abspath(directory) and marker["finished"] and "copied_from" not in marker
-                and run_settings(marker["command"]) == wanted):
+                and marker.get("settings") == wanted):
             return other
     return None
 

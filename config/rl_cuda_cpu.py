@@ -1,6 +1,6 @@
 # GRPO on the CUDA kernel model of config/cuda_code.py, on a 2-core CPU in <= 15 minutes:
 #   python train_gpt.py config/cuda_code.py           # the model to start from (~15 min)
-#   OMP_WAIT_POLICY=PASSIVE python train_rl.py config/rl_cuda_cpu.py
+#   python train_rl.py config/rl_cuda_cpu.py         # on a busy machine: OMP_WAIT_POLICY=PASSIVE (docs/rl.md)
 # The reward: 1 for a kernel body that compiles (nvcc -ptx, in code_check's sandbox) and writes
 # memory through a pointer parameter; reward_valid for one that only compiles and holds at least
 # code_check.MIN_TOKENS tokens. Non-trivial bodies are rare at the start (a few in a hundred), so

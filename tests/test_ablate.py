@@ -212,6 +212,21 @@ def test_a_run_another_ablation_already_finished_is_copied_not_trained_again(dat
         assert "Copied from a finished run with the same settings (not trained again): gelu-seed1337 from " in f.read()
 
 
+def test_a_finished_run_whose_config_file_changed_since_is_not_copied(data_dir, tmp_path):
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text("learning_rate = 1e-3\n")
+    config = write_ablation(tmp_path / "ablation.py", data_dir, {"gelu": {}}, max_iters=2)
+    with open(config, "a") as f:
+        f.write(f"base_config = {str(recipe)!r}\n")  # replaces write_ablation's ""
+    first = ablate(config, "--seeds=1", f"--out_root={tmp_path / 'first'}")
+    assert first.returncode == 0, first.stderr
+    recipe.write_text("learning_rate = 2e-3\n")  # the same command now means another run
+    second = ablate(config, "--seeds=1", f"--out_root={tmp_path / 'second'}")
+    assert second.returncode == 0, second.stderr
+    assert "the same run as" not in second.stdout
+    assert marker(str(tmp_path / "second" / "gelu-seed1337"))["settings"][1]["learning_rate"] == 2e-3
+
+
 def test_dry_run_prints_every_command_and_runs_nothing(data_dir, tmp_path):
     config = write_ablation(tmp_path / "dry.py", data_dir, TWO_BY_TWO)
     result = ablate(config, "--seeds=2", "--dry_run=True", f"--out_root={tmp_path / 'out'}", "--max_iters=3")
