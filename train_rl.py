@@ -420,24 +420,25 @@ def evaluate():
         records += [(t, r, ids, float(k), float(e), f) for r, ids, k, e, f in zip(results, group, kl, entropy, ended)]
     records = all_ranks_list(records)
     model.train()
+    numbers, results, completions, kls, entropies, ended = zip(*records)  # one column per figure
     n = len(records)
-    n_tokens = sum(len(ids) for _, _, ids, *_ in records)
+    n_tokens = sum(len(ids) for ids in completions)
     per_task = {}
-    for t, r, *_ in records:
+    for t, r in zip(numbers, results):
         per_task.setdefault(t, []).append(r.nontrivial)
     result = {
-        "reward": sum(r.reward for _, r, *_ in records) / n,
-        "valid_rate": sum(r.ok for _, r, *_ in records) / n,                 # parses / compiles
-        "nontrivial_rate": sum(r.nontrivial for _, r, *_ in records) / n,    # ... and does something
+        "reward": sum(r.reward for r in results) / n,
+        "valid_rate": sum(r.ok for r in results) / n,                        # parses / compiles
+        "nontrivial_rate": sum(r.nontrivial for r in results) / n,           # ... and does something
         # pass@k over tasks, from eval_samples completions each (code_check's unbiased estimator)
         "pass_at_1": sum(code_check.pass_at_k(len(s), sum(s), 1) for s in per_task.values()) / len(per_task),
         "pass_at_k": sum(code_check.pass_at_k(len(s), sum(s), len(s)) for s in per_task.values()) / len(per_task),
-        "kl_to_start": sum(r[3] for r in records) / n_tokens,               # nats per completion token
-        "entropy": sum(r[4] for r in records) / n_tokens,                    # nats per completion token
+        "kl_to_start": sum(kls) / n_tokens,                                  # nats per completion token
+        "entropy": sum(entropies) / n_tokens,                                # nats per completion token
         "length": n_tokens / n,                                              # tokens per completion
-        "finished_rate": sum(r[5] for r in records) / n,                     # ended within max_new_tokens
-        "distinct_1": distinct_n([r[2] for r in records], 1),
-        "distinct_2": distinct_n([r[2] for r in records], 2),
+        "finished_rate": sum(ended) / n,                                     # ended within max_new_tokens
+        "distinct_1": distinct_n(completions, 1),
+        "distinct_2": distinct_n(completions, 2),
     }
     samples = [(val_tasks[t][0].prompt, code_check.cut_completion(val_tasks[t][0], decode(ids)), r.reward)
                for t, r, ids, *_ in records[:3 * eval_samples:eval_samples]]

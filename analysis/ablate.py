@@ -209,6 +209,8 @@ def finished_twin(directory, args):
     the same recipe) that started with the same settings as this one, or None. The settings its
     marker recorded count, not its command read again: the config file it names may have changed."""
     wanted = as_json(run_settings(args))
+    if wanted is None:  # a command the script no longer accepts has no twin
+        return None
     for path in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(out_root)), "*", "*", MARKER))):
         other = os.path.dirname(path)
         marker = read_marker(other)
