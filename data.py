@@ -370,6 +370,19 @@ def check_token_bins(data_path, meta, block_size, prepare_hint):
         check_fingerprint(data_path, meta, meta["tokenizer_file"])
 
 
+def random_windows(data_path, split, block_size, n, generator, rank=0, world_size=1):
+    """Process rank's n of a global batch of n * world_size random windows of split.bin: x and y
+    (n, block_size) int64 on the CPU, y one token on from x. Every process draws the whole global
+    batch's positions from its own copy of the generator and keeps its slice, so N processes see
+    exactly the windows one process would (and a resumed run, given the generator's state, the same
+    windows as a straight one)."""
+    # re-open the memmap each time: a long-lived memmap keeps the pages it touched resident
+    tokens = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
+    ix = torch.randint(len(tokens) - block_size, (n * world_size,), generator=generator)[rank * n:(rank + 1) * n]
+    windows = torch.from_numpy(np.stack([tokens[i:i + block_size + 1] for i in ix.tolist()]).astype(np.int64))
+    return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()           # (n, block_size) each
+
+
 def load_tokenizer(meta, data_dir):
     """Return (encode, decode) for the tokenizer a dataset was prepared with."""
     kind = meta.get("tokenizer")

@@ -361,9 +361,10 @@ class GPT(nn.Module):
         """idx: (B, T) token ids. Returns the final norm's output (B, T, n_embd): every position's last
         hidden state, which the output head turns into logits (forward) and a classifier reads
         (GPTClassifier).
-        attention_mask: optional (B, T), 1 for real tokens, 0 for padding (left or right). Padding is
-        never attended to, and positions count from 0 at each sequence's first real token, so a
-        padded sequence gets the same hidden states as the unpadded one.
+        attention_mask: optional (B, kv_cache.length + T), 1 for real tokens, 0 for padding (left or
+        right), the cached tokens' columns first. Padding is never attended to, and positions count from
+        0 at each sequence's first real token, so a padded sequence gets the same hidden states as the
+        unpadded one (with a cache: prompts of different lengths, left-padded, sampled as one batch).
         kv_cache: a KVCache holding the keys and values of the kv_cache.length tokens before idx;
         idx's own are added to it (see generate)."""
         B, T = idx.size()
@@ -371,24 +372,22 @@ class GPT(nn.Module):
         offset = 0 if kv_cache is None else kv_cache.length  # tokens before idx
         if offset + T > self.config.block_size:
             raise ValueError(f"sequence of length {offset + T} is longer than block_size {self.config.block_size}")
+        keys = torch.arange(offset + T, device=device)                 # (offset + T,) every token so far
+        queries = keys[offset:, None]                                  # (T, 1) the new ones
         # which keys each query may attend to. None = plain causal attention over idx (SDPA's fastest path)
-        mask = None
-        pos = torch.arange(offset, offset + T, dtype=torch.long, device=device)[None]  # (1, T)
-        if kv_cache is not None:
-            # queries are the T new tokens, keys are all offset + T: query t sees keys <= offset + t
-            mask = torch.ones(T, offset + T, dtype=torch.bool, device=device).tril(diagonal=offset)
+        mask = None if kv_cache is None else keys <= queries          # (T, offset + T)
+        pos = queries.T                                                # (1, T)
         if attention_mask is not None:
-            if kv_cache is not None or attention_mask.shape != idx.shape:
-                raise ValueError(f"attention_mask must be (B, T) = {tuple(idx.shape)}, and cannot be "
-                                 f"combined with a kv_cache")
-            real = attention_mask.bool()                                               # (B, T)
-            causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()
+            if attention_mask.shape != (B, offset + T):
+                raise ValueError(f"attention_mask must be (B, cached + new tokens) = {(B, offset + T)}, "
+                                 f"got {tuple(attention_mask.shape)}")
+            real = attention_mask.bool()                                               # (B, offset + T)
             # query t sees key s if s <= t and s is real. Each query also sees itself, so a padding
             # query with no real key before it (left padding) gets a finite softmax instead of NaN;
             # for real queries that adds nothing, so padding never reaches them.
-            mask = (causal & real[:, None, :]) | torch.eye(T, dtype=torch.bool, device=device)
-            mask = mask[:, None]                                                       # (B, 1, T, T): all heads
-            pos = (real.long().cumsum(dim=1) - 1).clamp(min=0)                         # (B, T)
+            mask = ((keys <= queries) & real[:, None, :]) | (keys == queries)          # (B, T, offset + T)
+            mask = mask[:, None]                                                       # (B, 1, T, offset + T): all heads
+            pos = (real.long().cumsum(dim=1) - 1).clamp(min=0)[:, offset:]             # (B, T)
 
         x = self.transformer.wte(idx)                                  # (B, T, C)
         if self.config.pos_encoding == "learned":
@@ -419,7 +418,7 @@ class GPT(nn.Module):
             logits32 = logits.to(torch.promote_types(logits.dtype, torch.float32))
             loss = F.cross_entropy(logits32.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         elif attention_mask is not None:
-            last = last_real_token(attention_mask)                                    # (B,)
+            last = last_real_token(attention_mask[:, -idx.size(1):])                  # (B,) among idx's tokens
             logits = self.lm_head(x[torch.arange(B, device=idx.device), last][:, None])  # (B, 1, vocab)
             loss = None
         else:

@@ -18,7 +18,6 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -153,12 +152,7 @@ def get_batch(split, generator):
     """Sample batch_size random windows. Every rank draws the same indices for the whole global batch
     from its own copy of the generator and keeps its slice, so N processes see exactly the batch
     one process with N times the gradient accumulation would."""
-    # re-open the memmap each time: a long-lived memmap keeps the pages it touched resident
-    tokens = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
-    ix = torch.randint(len(tokens) - block_size, (ddp.world_size * batch_size,), generator=generator)
-    ix = ix[ddp.rank * batch_size: (ddp.rank + 1) * batch_size]
-    x = torch.stack([torch.from_numpy(tokens[i: i + block_size].astype(np.int64)) for i in ix])
-    y = torch.stack([torch.from_numpy(tokens[i + 1: i + 1 + block_size].astype(np.int64)) for i in ix])
+    x, y = data.random_windows(data_path, split, block_size, batch_size, generator, ddp.rank, ddp.world_size)
     if int(y.max()) >= meta_vocab_size:  # cheap on the CPU, and an embedding lookup would crash cryptically
         training.fail(f"{split}.bin holds token id {int(y.max())} but meta.json says vocab_size={meta_vocab_size}: "
                       f"the dataset and its meta.json disagree; prepare it again: {prepare_hint}")

@@ -16,7 +16,6 @@ import sys
 import time
 from dataclasses import asdict
 
-import numpy as np
 import torch
 
 import configurator
@@ -85,13 +84,11 @@ flops_per_token = twin.estimate_flops_per_token()
 
 def get_batch(split, generator):
     """batch_size random windows, drawn as train_gpt.py draws them (same seed, same batches)."""
-    tokens = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
-    ix = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator).tolist()
-    windows = torch.from_numpy(np.stack([tokens[i: i + block_size + 1] for i in ix]).astype(np.int64))
-    if int(windows.max()) >= model_config.vocab_size:  # the embedding lookup would fail cryptically
-        training.fail(f"{split}.bin holds token id {int(windows.max())} but meta.json says vocab_size="
+    x, y = data.random_windows(data_path, split, block_size, batch_size, generator)
+    if int(y.max()) >= model_config.vocab_size:  # the embedding lookup would fail cryptically
+        training.fail(f"{split}.bin holds token id {int(y.max())} but meta.json says vocab_size="
                       f"{model_config.vocab_size}; prepare it again: {prepare_hint}")
-    return windows[:, :-1].to(device), windows[:, 1:].to(device)   # (B, T) inputs, (B, T) targets
+    return x.to(device), y.to(device)   # (B, T) inputs, (B, T) targets
 
 
 def estimate_loss():

@@ -24,7 +24,6 @@ import sys
 import time
 from contextlib import nullcontext
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -88,31 +87,40 @@ def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_eps, kl_coef, n
 
 
 @torch.no_grad()
-def sample_group(model, prompt, n, max_new_tokens, temperature, generator, ended):
-    """n completions of one prompt (a list of token ids), sampled together: the prompt runs through
-    the model once into a KV cache, then each step runs only the n newest tokens. ended(ids) says
-    whether a completion's token ids already hold a whole answer; sampling stops when all n do, or
-    after max_new_tokens. Returns n lists of ids, each cut after the token that ended it, and n
-    bools: which ended (the others ran out of tokens). The caller
-    keeps len(prompt) + max_new_tokens within the context, so the cache never has to slide."""
+def sample_groups(model, prompts, n, max_new_tokens, temperature, generators, enders):
+    """n completions of each prompt (lists of token ids), all sampled as one batch: the prompts,
+    left-padded to the longest, run through the model once into a KV cache, then each step runs only
+    the newest token of every row. Prompt i's rows draw from generators[i] alone, so its completions
+    do not depend on which other prompts share the batch. enders[i](ids) says whether a completion
+    of prompt i already holds a whole answer; sampling stops when every row's does, or after
+    max_new_tokens. Returns len(prompts) * n lists of ids, prompt by prompt, each cut after the token
+    that ended it, and as many bools: which ended (the others ran out of tokens). The caller keeps
+    the longest prompt + max_new_tokens within the context, so the cache never has to slide."""
     device = next(model.parameters()).device
+    longest = max(len(p) for p in prompts)
+    padded = [[0] * (longest - len(p)) + p for p in prompts for _ in range(n)]
+    real = [[0] * (longest - len(p)) + [1] * len(p) for p in prompts for _ in range(n)]
+    idx = torch.tensor(padded, dtype=torch.long, device=device)              # (B, longest), B = P * n
+    attention_mask = torch.tensor(real, dtype=torch.long, device=device)     # (B, tokens so far)
     cache = KVCache(model.config)
-    idx = torch.tensor([prompt] * n, dtype=torch.long, device=device)     # (n, T_prompt)
-    out = [[] for _ in range(n)]
-    open_rows = set(range(n))
+    out = [[] for _ in padded]
+    open_rows = set(range(len(padded)))
     for _ in range(max_new_tokens):
-        logits, _ = model(idx, kv_cache=cache)                             # (n, 1, vocab)
+        logits, _ = model(idx, attention_mask=attention_mask, kv_cache=cache)  # (B, 1, vocab)
         logits = logits[:, -1, :].float() / temperature
         logits[:, model.config.tokenizer_vocab_size:] = -float("inf")      # padding ids are no tokens
-        idx = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)  # (n, 1)
+        probs = F.softmax(logits, dim=-1)
+        idx = torch.cat([torch.multinomial(probs[i * n:(i + 1) * n], 1, generator=g)
+                         for i, g in enumerate(generators)])                 # (B, 1)
+        attention_mask = F.pad(attention_mask, (0, 1), value=1)
         for row, token in enumerate(idx[:, 0].tolist()):
             if row in open_rows:
                 out[row].append(token)
-                if ended(out[row]):
+                if enders[row // n](out[row]):
                     open_rows.discard(row)
         if not open_rows:
             break
-    return out, [row not in open_rows for row in range(n)]
+    return out, [row not in open_rows for row in range(len(out))]
 
 
 # -----------------------------------------------------------------------------
@@ -137,6 +145,8 @@ wandb_run_name = "rl"
 # tasks and rewards (code_check.py)
 language = "python"           # 'python' (parses) or 'cuda' (compiles with nvcc)
 max_new_tokens = 128          # the longest completion; one still open then is scored as it stands
+fitting_tasks_only = False    # only tasks whose original body fits in max_new_tokens: a completion as long as
+                              # the original could not finish, and an unfinished body is scored as it stands
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
 # GRPO
 tasks_per_step = 8            # prompts per step, over all processes
@@ -226,7 +236,8 @@ base = None  # free the memory
 
 def load_tasks(split):
     """The split's tasks, each with its prompt's token ids; a prompt that leaves fewer than
-    max_new_tokens of the context is left out (the cache would have to slide past the prompt's start).
+    max_new_tokens of the context is left out (the cache would have to slide past the prompt's start),
+    and with fitting_tasks_only a task whose original body is longer than max_new_tokens.
     Prompts are code_check.open_ended's (a Python prompt without its last newline), each after
     <|endoftext|>, where the model learned files begin (as analysis/code_eval.py prompts it)."""
     # code_check builds a split's tasks once and caches them in the dataset's directory: rank 0
@@ -239,11 +250,16 @@ def load_tasks(split):
     tasks = [code_check.open_ended(t) for t in tasks]
     kept = [(task, start + encode(task.prompt)) for task in tasks]
     kept = [(task, ids) for task, ids in kept if len(ids) + max_new_tokens <= block_size]
+    too_long = len(tasks) - len(kept)
+    if fitting_tasks_only:
+        kept = [(task, ids) for task, ids in kept if len(encode(task.reference)) <= max_new_tokens]
     if not kept:
         training.fail(f"none of the {len(tasks)} {language} {split} tasks in {data_path} has a prompt short enough "
-                      f"for max_new_tokens={max_new_tokens} in a context of {block_size} tokens")
+                      f"for max_new_tokens={max_new_tokens} in a context of {block_size} tokens"
+                      + (" and a body that fits in max_new_tokens" if fitting_tasks_only else ""))
     if ddp.master:
-        print(f"{len(kept)} {split} tasks ({len(tasks) - len(kept)} with a longer prompt left out)")
+        print(f"{len(kept)} {split} tasks ({too_long} with a longer prompt left out"
+              + (f", {len(tasks) - too_long - len(kept)} with a longer body)" if fitting_tasks_only else ")"))
     return kept
 
 
@@ -256,7 +272,7 @@ def score(tasks, completions):
 
 
 def ender(task):
-    """ended(ids) for sample_group: the completion holds a whole body (code_check.body_end), or the
+    """ended(ids) for sample_groups: the completion holds a whole body (code_check.body_end), or the
     model ended the file."""
     def ended(ids):
         text = decode(ids)
@@ -281,7 +297,7 @@ elapsed_before = 0.0
 checkpoint = None
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="start with --init_from=base", resume=True)
-    training.check_resume_settings(config, checkpoint, ["base_dir", "language", "max_new_tokens"], ckpt_path)
+    training.check_resume_settings(config, checkpoint, ["base_dir", "language", "max_new_tokens", "fitting_tasks_only"], ckpt_path)
     model.load_state_dict(checkpoint["model"])
     iter_num = checkpoint["iter_num"]
     last_eval_iter = checkpoint["last_eval_iter"]
@@ -371,11 +387,7 @@ def distinct_n(sequences, n):
 def lm_batch(split, generator, n):
     """This process's n of a global batch of n * world_size random context windows of split.bin:
     x, y (n, block_size). Every rank draws the whole batch's positions and keeps its share."""
-    tokens = np.memmap(os.path.join(data_path, f"{split}.bin"), dtype=np.uint16, mode="r")
-    ix = torch.randint(len(tokens) - block_size, (n * ddp.world_size,), generator=generator)
-    ix = ix[ddp.rank * n:(ddp.rank + 1) * n]
-    x = torch.stack([torch.from_numpy(tokens[i:i + block_size].astype(np.int64)) for i in ix])
-    y = torch.stack([torch.from_numpy(tokens[i + 1:i + 1 + block_size].astype(np.int64)) for i in ix])
+    x, y = data.random_windows(data_path, split, block_size, n, generator, ddp.rank, ddp.world_size)
     return x.to(ddp.device), y.to(ddp.device)
 
 
@@ -399,26 +411,34 @@ def evaluate():
     to log and three samples to print, or None if a stop was requested meanwhile."""
     model.eval()
     records = []  # per completion: (task number, Result, ids, summed KL, summed entropy, ended)
-    for start in range(0, len(val_tasks), ddp.world_size):
+    # tasks are dealt to the processes in turn, and sampled in batches of as many rows as a training step's
+    chunk = max(1, tasks_per_rank * group_size // eval_samples) * ddp.world_size
+    for first in range(0, len(val_tasks), chunk):
         if stop.agreed():  # every rank asks equally often: see StopRequest
             model.train()
             return None
-        t = start + ddp.rank
-        if t >= len(val_tasks):
+        numbers = list(range(first + ddp.rank, min(first + chunk, len(val_tasks)), ddp.world_size))
+        if not numbers:
             continue
-        task, prompt = val_tasks[t]
+        tasks = [val_tasks[t][0] for t in numbers]
+        prompts = [val_tasks[t][1] for t in numbers]
         with amp:
-            group, ended = sample_group(model, prompt, eval_samples, max_new_tokens, eval_temperature,
-                                        sampler(seed + 1_000_003 * (t + 1)), ender(task))
-        x, y, mask = pack([prompt] * eval_samples, group)
-        _, logprobs = token_logprobs(model, x, y, temperature)               # (B, T, vocab)
-        _, ref_logprobs = token_logprobs(reference, x, y, temperature)
-        # exact, over the whole vocabulary at each completion token: KL(policy || start) and entropy
-        kl = ((logprobs.exp() * (logprobs - ref_logprobs)).sum(-1) * mask).sum(-1)  # (B,)
-        entropy = (-(logprobs.exp() * logprobs).sum(-1) * mask).sum(-1)              # (B,)
-        results = score([task] * eval_samples, group)
-        records += [(t, r, ids, float(k), float(e), f) for r, ids, k, e, f in zip(results, group, kl, entropy, ended)]
-    records = all_ranks_list(records)
+            completions, ended = sample_groups(model, prompts, eval_samples, max_new_tokens, eval_temperature,
+                                               [sampler(seed + 1_000_003 * (t + 1)) for t in numbers],
+                                               [ender(task) for task in tasks])
+        rows = [i for i in range(len(numbers)) for _ in range(eval_samples)]  # each completion's task
+        x, y, mask = pack([prompts[i] for i in rows], completions)
+        results = score([tasks[i] for i in rows], completions)
+        for s in range(0, len(x), batch_size):
+            sl = slice(s, s + batch_size)
+            _, logprobs = token_logprobs(model, x[sl], y[sl], temperature)           # (b, T, vocab)
+            _, ref_logprobs = token_logprobs(reference, x[sl], y[sl], temperature)
+            # exact, over the whole vocabulary at each completion token: KL(policy || start) and entropy
+            kl = ((logprobs.exp() * (logprobs - ref_logprobs)).sum(-1) * mask[sl]).sum(-1)  # (b,)
+            entropy = (-(logprobs.exp() * logprobs).sum(-1) * mask[sl]).sum(-1)              # (b,)
+            records += [(numbers[rows[s + j]], results[s + j], completions[s + j], float(k), float(e), ended[s + j])
+                        for j, (k, e) in enumerate(zip(kl, entropy))]
+    records = sorted(all_ranks_list(records), key=lambda r: r[0])  # task by task, whatever the processes
     model.train()
     numbers, results, completions, kls, entropies, ended = zip(*records)  # one column per figure
     n = len(records)
@@ -437,6 +457,8 @@ def evaluate():
         "entropy": sum(entropies) / n_tokens,                                # nats per completion token
         "length": n_tokens / n,                                              # tokens per completion
         "finished_rate": sum(ended) / n,                                     # ended within max_new_tokens
+        # tokens per completion that ended: unlike length, not inflated by bodies cut at the cap
+        "finished_length": sum(len(ids) for ids, f in zip(completions, ended) if f) / max(1, sum(ended)),
         "distinct_1": distinct_n(completions, 1),
         "distinct_2": distinct_n(completions, 2),
     }
@@ -486,7 +508,7 @@ while True:
         if ddp.master:
             print(f"step {iter_num}: held-out reward {result['reward']:.3f}, non-trivial {result['nontrivial_rate']:.1%}, "
                   f"valid {result['valid_rate']:.1%}, pass@{eval_samples} {result['pass_at_k']:.1%}, "
-                  f"length {result['length']:.1f} ({result['finished_rate']:.0%} finished), KL {result['kl_to_start']:.4f}, entropy {result['entropy']:.3f}, "
+                  f"length {result['length']:.1f} ({result['finished_rate']:.0%} finished, {result['finished_length']:.1f} long), KL {result['kl_to_start']:.4f}, entropy {result['entropy']:.3f}, "
                   f"distinct-2 {result['distinct_2']:.3f}, val loss {val_loss:.4f}")
             for prompt, text, reward in samples:
                 print(f"--- a held-out sample (reward {reward}):\n{prompt[-200:]}{text}\n---")
@@ -515,16 +537,13 @@ while True:
     mine = range(ddp.rank * tasks_per_rank, (ddp.rank + 1) * tasks_per_rank)
     # 2. sample group_size completions of each task, and score them
     model.eval()
-    prompts, completions, results, finished = [], [], [], []
-    for i in mine:
-        task, prompt = train_tasks[int(picks[i])]
-        with amp:
-            group, ended = sample_group(model, prompt, group_size, max_new_tokens, temperature,
-                                        sampler(int(seeds[i])), ender(task))
-        prompts += [prompt] * group_size
-        completions += group
-        results += score([task] * group_size, group)
-        finished += ended
+    tasks = [train_tasks[int(picks[i])] for i in mine]
+    prompts = [prompt for _, prompt in tasks for _ in range(group_size)]
+    with amp:
+        completions, finished = sample_groups(model, [prompt for _, prompt in tasks], group_size, max_new_tokens,
+                                              temperature, [sampler(int(seeds[i])) for i in mine],
+                                              [ender(task) for task, _ in tasks])
+    results = score([task for task, _ in tasks for _ in range(group_size)], completions)
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
     rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, group_size)      # (N, G)

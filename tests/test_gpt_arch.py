@@ -375,6 +375,28 @@ def test_padded_batches_score_real_tokens_as_unpadded_sequences(pos_encoding, fl
     torch.testing.assert_close(logits_other[1:2, 5:], logits[1:2, 5:], atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("pos_encoding", ["learned", "rope"])
+@pytest.mark.parametrize("flash", [True, False])
+def test_left_padded_prompts_in_one_cache_continue_as_each_prompt_alone(pos_encoding, flash):
+    """Prompts of different lengths, left-padded and prefilled into one KV cache, then fed new tokens
+    one at a time with the mask growing alongside: every step's logits are each prompt's own."""
+    torch.manual_seed(0)
+    model = GPT(tiny_config(pos_encoding=pos_encoding, flash=flash)).eval()
+    a, b = torch.randint(0, 50, (1, 9)), torch.randint(0, 50, (1, 4))
+    new = torch.randint(0, 50, (2, 5))                                       # the tokens each continues with
+    idx = torch.cat([a, torch.cat([torch.full((1, 5), 49), b], dim=1)])     # (2, 9)
+    mask = torch.cat([torch.ones(1, 9), torch.cat([torch.zeros(1, 5), torch.ones(1, 4)], 1)]).long()
+    cache = KVCache(model.config)
+    logits, _ = model(idx, attention_mask=mask, kv_cache=cache)
+    for t in range(new.size(1) + 1):
+        for row, prompt in enumerate((a, b)):
+            alone, _ = model(torch.cat([prompt, new[row:row + 1, :t]], dim=1))  # uncached, unpadded
+            torch.testing.assert_close(logits[row:row + 1], alone, atol=1e-5, rtol=1e-5)
+        if t < new.size(1):
+            mask = torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], dim=1)
+            logits, _ = model(new[:, t:t + 1], attention_mask=mask, kv_cache=cache)
+
+
 def test_padding_tokens_get_no_gradient():
     torch.manual_seed(0)
     model = GPT(tiny_config(tie_weights=False))

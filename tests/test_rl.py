@@ -121,16 +121,25 @@ def test_a_policy_over_five_tokens_learns_the_rewarded_one():
     assert F.softmax(logits, dim=0)[3].item() > 0.95
 
 
-def test_a_group_is_sampled_with_the_cache_stops_when_every_completion_ended_and_repeats_with_its_seed():
+def tiny_policy():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=64, tokenizer_vocab_size=60)).eval()
-    ended = lambda ids: ids[-1] % 4 == 0  # a completion "ends" at a token divisible by 4
-    sample = lambda seed: rl["sample_group"](model, [1, 2, 3], 6, 30, 1.0, torch.Generator().manual_seed(seed), ended)
+    return GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=64, tokenizer_vocab_size=60)).eval()
+
+
+def ends_at_multiple_of_4(ids):
+    return ids[-1] % 4 == 0  # a completion "ends" at a token divisible by 4
+
+
+def test_a_group_is_sampled_with_the_cache_stops_when_every_completion_ended_and_repeats_with_its_seed():
+    model = tiny_policy()
+    ended = ends_at_multiple_of_4
+    sample = lambda seed, steps=30: rl["sample_groups"](model, [[1, 2, 3]], 6, steps, 1.0,
+                                                        [torch.Generator().manual_seed(seed)], [ended])
     group, finished = sample(7)
     assert group == sample(7)[0] and group != sample(8)[0]
     assert all(ids and ended(ids) and not any(ended(ids[:i]) for i in range(1, len(ids))) for ids in group)
     assert finished == [True] * 6
-    short, finished = rl["sample_group"](model, [1, 2, 3], 6, 1, 1.0, torch.Generator().manual_seed(7), ended)
+    short, finished = sample(7, steps=1)
     assert finished == [ended(ids) for ids in short] and not all(finished)  # one token: some rows still open
     assert all(t < 60 for ids in group for t in ids)  # padding ids are never sampled
     # the same tokens as sampling without the cache, each step a full forward pass over everything
@@ -143,6 +152,19 @@ def test_a_group_is_sampled_with_the_cache_stops_when_every_completion_ended_and
         idx = torch.cat([idx, torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)], dim=1)
     for row, ids in enumerate(group):
         assert idx[row, 3:3 + len(ids)].tolist() == ids
+
+
+def test_prompts_of_different_lengths_sampled_as_one_batch_get_the_completions_each_gets_alone():
+    model = tiny_policy()
+    prompts, seeds = [[1, 2, 3, 5, 7, 9, 11], [13], [21, 22, 23]], [3, 4, 5]
+    never = lambda ids: False                                      # every row runs all 12 tokens
+    enders = [ends_at_multiple_of_4, never, ends_at_multiple_of_4]
+    together, finished = rl["sample_groups"](model, prompts, 4, 12, 1.0,
+                                             [torch.Generator().manual_seed(s) for s in seeds], enders)
+    for i, (prompt, seed, ended) in enumerate(zip(prompts, seeds, enders)):
+        alone, alone_finished = rl["sample_groups"](model, [prompt], 4, 12, 1.0, [torch.Generator().manual_seed(seed)], [ended])
+        assert together[4 * i:4 * i + 4] == alone and finished[4 * i:4 * i + 4] == alone_finished
+    assert all(len(ids) == 12 for ids in together[4:8]) and not any(finished[4:8])
 
 
 # -----------------------------------------------------------------------------
@@ -216,11 +238,11 @@ def straight(base):
 def test_a_tiny_run_logs_every_held_out_figure_and_moves_away_from_the_start(straight):
     records = read_log(straight)
     assert [r["iter"] for r in records] == [0, 2, 4]
-    for key in ("reward", "valid_rate", "nontrivial_rate", "pass_at_1", "pass_at_k", "finished_rate", "entropy", "distinct_2"):
+    for key in ("reward", "valid_rate", "nontrivial_rate", "pass_at_1", "pass_at_k", "finished_rate", "finished_length", "entropy", "distinct_2"):
         assert all(0 <= r[key] <= max(1.0, r[key]) for r in records), key
     assert records[0]["kl_to_start"] == 0.0  # before any step the policy is the starting model
     assert records[-1]["kl_to_start"] > 0
-    assert all(0 < r["length"] <= 32 and math.isfinite(r["val_loss"]) for r in records)
+    assert all(0 < r["length"] <= 32 and r["finished_length"] <= 32 and math.isfinite(r["val_loss"]) for r in records)
     assert records[1]["kl_to_start"] > 0  # the rewards of the first groups differed: the policy moved
 
 
