@@ -336,6 +336,25 @@ def count_tokens(code):
     return len(re.findall(r"\w+|[^\s\w]", code))
 
 
+CONDITIONAL = re.compile(r"\s*#\s*(if|ifdef|ifndef|endif)\b")
+
+
+def counted_code(completion):
+    """The CUDA code the checks count: comments and literals blanked, and every #if / #ifdef /
+    #ifndef ... #endif region blanked with its directives. Whether nvcc sees such code depends on
+    macros this check does not evaluate, and a policy learned to hide code under `#if 0` (docs/rl.md),
+    so it counts as absent; like the rest of the check, this errs towards calling a body trivial."""
+    lines, depth = blank_comments_and_literals(completion).split("\n"), 0
+    for i, line in enumerate(lines):
+        directive = CONDITIONAL.match(line)
+        if directive or depth:
+            lines[i] = " " * len(line)
+        if directive:
+            depth = depth - 1 if directive.group(1) == "endif" else depth + 1
+            depth = max(depth, 0)  # a stray #endif closes nothing
+    return "\n".join(lines)
+
+
 def pointer_parameters(signature):
     """Names of the pointer (and array) parameters of a kernel's signature, e.g.
     `__global__ void k(const float* __restrict__ x, float *y, int n) {` -> {"x", "y"}."""
@@ -412,8 +431,9 @@ def writes_through(code, pointers):
 
 
 def cuda_nontrivial(task, completion):
-    """The kernel's body stores through a pointer parameter and has at least MIN_TOKENS tokens."""
-    body = blank_comments_and_literals(completion)
+    """The kernel's body stores through a pointer parameter and has at least MIN_TOKENS tokens, neither
+    counting code under a preprocessor conditional."""
+    body = counted_code(completion)
     return count_tokens(body) >= MIN_TOKENS and writes_through(body, pointer_parameters(task.prompt))
 
 
@@ -627,7 +647,7 @@ def score(task, text, partial_credit=0.0):
     if task.language == "cuda":
         ok, message = compile_cuda(task.prompt + completion + instantiation(task))
         nontrivial = ok and cuda_nontrivial(task, completion)
-        tokens = count_tokens(blank_comments_and_literals(completion))
+        tokens = count_tokens(counted_code(completion))
     else:
         ok, message = parses(task.prompt + completion)
         nontrivial = ok and python_nontrivial(task, completion)

@@ -98,6 +98,7 @@ def test_pointer_parameters_are_the_ones_declared_with_a_star_or_brackets():
     "\n  float* row = out + blockIdx.x * n;\n  row[threadIdx.x] = 0.0f;\n}",
     "\n  reinterpret_cast<float4*>(out)[threadIdx.x] = make_float4(0, 0, 0, 0);\n}",
     "\n  int i = threadIdx.x;\n  out[i]++;\n}",
+    "\n#ifdef DEBUG\n  int d = 0;\n#endif\n  out[threadIdx.x] = in[0];\n}",  # a store after a conditional
 ])
 def test_a_body_that_stores_through_a_pointer_parameter_is_non_trivial(body):
     assert code_check.cuda_nontrivial(KERNEL, body)
@@ -110,6 +111,8 @@ def test_a_body_that_stores_through_a_pointer_parameter_is_non_trivial(body):
     "\n  float buf[4];\n  buf[threadIdx.x % 4] = in[0];\n}",             # a local array, not memory it was given
     "\n  out = out + 1;\n  in = in + n;\n  n = n * 2;\n}",               # moves its own copy of the pointer
     "\n  int i = threadIdx.x; // out[i] = 1;\n  float v = 2.0f;\n}",     # the store is a comment
+    "\n#if 0\n  out[threadIdx.x] = in[0];\n#endif\n}",                 # the preprocessor removes the store
+    "\n#ifndef A\n#ifdef B\n#endif\n  out[0] = 1;\n#else\n#endif\n}",      # nested: still inside the outer one
 ])
 def test_a_body_that_stores_nothing_through_a_parameter_is_trivial(body):
     assert not code_check.cuda_nontrivial(KERNEL, body)
@@ -144,6 +147,9 @@ def test_an_empty_body_compiles_but_scores_nothing():
     # partial credit pays a body that compiles and holds code, never the empty one (RL's first exploit)
     assert code_check.score(task, "\n}", partial_credit=0.25).reward == 0.0
     assert code_check.score(task, "\n  int i = threadIdx.x;\n}", partial_credit=0.25).reward == 0.25
+    # ... nor code under #if 0, which compiles because nvcc never sees it (exploit 3, docs/rl.md)
+    hidden = code_check.score(task, "\n#if 0\n  int sum = 0;\n#endif\n}", partial_credit=0.25)
+    assert hidden.ok and hidden.reward == 0.0
     assert code_check.score(task, "\n  out[threadIdx.x] = 1.0f;\n}").reward == 1.0
 
 
