@@ -350,8 +350,7 @@ def counted_code(completion):
         if directive or depth:
             lines[i] = " " * len(line)
         if directive:
-            depth = depth - 1 if directive.group(1) == "endif" else depth + 1
-            depth = max(depth, 0)  # a stray #endif closes nothing
+            depth = max(depth - 1, 0) if directive.group(1) == "endif" else depth + 1  # a stray #endif closes nothing
     return "\n".join(lines)
 
 

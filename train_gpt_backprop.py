@@ -85,8 +85,9 @@ flops_per_token = twin.estimate_flops_per_token()
 def get_batch(split, generator):
     """batch_size random windows, drawn as train_gpt.py draws them (same seed, same batches)."""
     x, y = data.random_windows(data_path, split, block_size, batch_size, generator)
-    if int(y.max()) >= model_config.vocab_size:  # the embedding lookup would fail cryptically
-        training.fail(f"{split}.bin holds token id {int(y.max())} but meta.json says vocab_size="
+    largest = max(int(x.max()), int(y.max()))
+    if largest >= model_config.vocab_size:  # the embedding lookup would fail cryptically
+        training.fail(f"{split}.bin holds token id {largest} but meta.json says vocab_size="
                       f"{model_config.vocab_size}; prepare it again: {prepare_hint}")
     return x.to(device), y.to(device)   # (B, T) inputs, (B, T) targets
 

@@ -537,13 +537,12 @@ while True:
     mine = range(ddp.rank * tasks_per_rank, (ddp.rank + 1) * tasks_per_rank)
     # 2. sample group_size completions of each task, and score them
     model.eval()
-    tasks = [train_tasks[int(picks[i])] for i in mine]
-    prompts = [prompt for _, prompt in tasks for _ in range(group_size)]
+    tasks, task_prompts = zip(*[train_tasks[int(picks[i])] for i in mine])
     with amp:
-        completions, finished = sample_groups(model, [prompt for _, prompt in tasks], group_size, max_new_tokens,
-                                              temperature, [sampler(int(seeds[i])) for i in mine],
-                                              [ender(task) for task, _ in tasks])
-    results = score([task for task, _ in tasks for _ in range(group_size)], completions)
+        completions, finished = sample_groups(model, list(task_prompts), group_size, max_new_tokens, temperature,
+                                              [sampler(int(seeds[i])) for i in mine], [ender(task) for task in tasks])
+    prompts = [prompt for prompt in task_prompts for _ in range(group_size)]  # one per completion
+    results = score([task for task in tasks for _ in range(group_size)], completions)
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
     rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, group_size)      # (N, G)
