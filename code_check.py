@@ -267,9 +267,10 @@ def open_ended(task):
     tokenizer would encode alone, but in the training data a newline and the next line's
     indentation are one token ("\\n    "): prompted with the lone newline, the model is off its
     distribution from its first token. So the prompt loses its last newline, for the model to
-    write with the indentation. A CUDA prompt ends with "{" and stays as it is."""
+    write with the indentation, and the newline moves to the reference: prompt + reference is still
+    the whole function. A CUDA prompt ends with "{" and stays as it is."""
     if task.language == "python" and task.prompt.endswith("\n"):
-        return replace(task, prompt=task.prompt[:-1])
+        return replace(task, prompt=task.prompt[:-1], reference="\n" + task.reference)
     return task
 
 
@@ -358,7 +359,7 @@ def pointer_parameters(signature):
     """Names of the pointer (and array) parameters of a kernel's signature, e.g.
     `__global__ void k(const float* __restrict__ x, float *y, int n) {` -> {"x", "y"}."""
     code = blank_comments_and_literals(signature)
-    brace = code.rfind("{")
+    brace = code.find("{", max(code.find("__global__"), 0))  # the body's: a hinted prompt holds more braces
     params = parameter_list(code, 0, brace if brace >= 0 else len(code))
     if params is None:
         return set()
@@ -448,16 +449,19 @@ def python_nontrivial(task, completion):
         return False
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return False
+    # only the completion's statements count: a hinted prompt (see hinted) holds some of the body
+    prompt_lines = len(task.prompt.rstrip("\n").split("\n"))
+    body = [statement for statement in function.body if statement.lineno > prompt_lines]
     arguments = function.args
     names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
     names += [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
     parameters = set(names[1:] if names[:1] in (["self"], ["cls"]) else names)
-    read = {node.id for statement in function.body for node in ast.walk(statement)
+    read = {node.id for statement in body for node in ast.walk(statement)
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
     if parameters and not parameters & read:
         return False
     trivial = (ast.Pass, ast.Expr, ast.Return)
-    for statement in function.body:
+    for statement in body:
         if isinstance(statement, ast.Expr) and not isinstance(statement.value, ast.Constant):
             return count_tokens(completion) >= MIN_TOKENS  # a call, an await: does something
         if isinstance(statement, ast.Return) and statement.value is not None \
@@ -466,6 +470,51 @@ def python_nontrivial(task, completion):
         if not isinstance(statement, trivial):
             return count_tokens(completion) >= MIN_TOKENS
     return False
+
+
+# -----------------------------------------------------------------------------
+# hints: the reference body's first statements moved into the prompt (train_rl.py's reverse curriculum)
+
+def statement_ends(task):
+    """Offsets into task.reference of the newline that ends each line completing one of the body's
+    top-level statements. CUDA: a line ending in ";" or "}" outside every brace, parenthesis and
+    preprocessor conditional. Python: the last line of each statement of the function's body. The
+    cut is before the newline: the tokenizers learned a newline and the next line's indentation as
+    one token (see open_ended), so a hinted prompt ends as an open-ended one does."""
+    if task.language == "cuda":
+        code, ends, depth, last = counted_code(task.reference), [], 0, ""
+        for i, c in enumerate(code):
+            if c == "\n":
+                if depth == 0 and last in (";", "}"):
+                    ends.append(i)
+                last = ""
+            elif not c.isspace():
+                last = c
+                depth += {"{": 1, "(": 1, "}": -1, ")": -1}.get(c, 0)
+        return ends
+    text = task.prompt + task.reference
+    try:
+        function = ast.parse(text).body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return []
+    prompt_lines = len(task.prompt.rstrip("\n").split("\n"))
+    lines = text.splitlines(keepends=True)
+    return [len("".join(lines[:statement.end_lineno]).rstrip("\n")) - len(task.prompt)
+            for statement in function.body if statement.lineno > prompt_lines]
+
+
+def hinted(task, cut):
+    """The task with the first `cut` characters of its reference body moved to the end of its prompt."""
+    return replace(task, prompt=task.prompt + task.reference[:cut], reference=task.reference[cut:])
+
+
+def hint_cuts(task):
+    """Where a dataset task's reference may be cut for a hint: 0 (no hint), then each statement end
+    (statement_ends) after which the rest of the reference is still non-trivial by itself. So a
+    hinted task stays solvable, and since the checks count only the completion, its reward pays for
+    code the model wrote, not for the hint."""
+    nontrivial = cuda_nontrivial if task.language == "cuda" else python_nontrivial
+    return [0] + [end for end in statement_ends(task) if nontrivial(hinted(task, end), task.reference[end:])]
 
 
 # -----------------------------------------------------------------------------

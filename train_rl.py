@@ -147,6 +147,8 @@ language = "python"           # 'python' (parses) or 'cuda' (compiles with nvcc)
 max_new_tokens = 128          # the longest completion; one still open then is scored as it stands
 fitting_tasks_only = False    # only tasks whose original body fits in max_new_tokens: a completion as long as
                               # the original could not finish, and an unfinished body is scored as it stands
+hint_iters = 0                # reverse curriculum (R3, Xi et al. 2024): a training prompt holds the start of its reference
+                              # body, all code_check.hint_cuts allows at step 0, less each step, none from hint_iters on (0: off)
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
 # GRPO
 tasks_per_step = 8            # prompts per step, over all processes
@@ -184,7 +186,7 @@ config = configurator.configure(globals(), sys.argv[1:])
 globals().update(config)
 configurator.check_settings(
     config, at_least_1="eval_interval eval_samples eval_iters max_new_tokens tasks_per_step updates_per_batch batch_size",
-    at_least_0="eval_tasks log_interval kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
+    at_least_0="eval_tasks log_interval hint_iters kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
     positive="temperature eval_temperature clip_eps learning_rate", below_1="reward_valid clip_eps beta1 beta2",
     choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"),
              "optimizer": optimizers.OPTIMIZERS})
@@ -261,6 +263,22 @@ def load_tasks(split):
         print(f"{len(kept)} {split} tasks ({too_long} with a longer prompt left out"
               + (f", {len(tasks) - too_long - len(kept)} with a longer body)" if fitting_tasks_only else ")"))
     return kept
+
+
+def with_hint(task, ids):
+    """A training task (task, prompt ids) at this step of the reverse curriculum: its prompt extended
+    with its reference's start up to one of code_check.hint_cuts, the latest of the first
+    1 - iter_num / hint_iters of them that leaves max_new_tokens of the context. Hinted or not, the
+    reward pays only for the completion, and a body that is non-trivial without the hint's code
+    remains to be written."""
+    if iter_num >= hint_iters:
+        return task, ids
+    cuts = code_check.hint_cuts(task)
+    for cut in reversed(cuts[:round((1 - iter_num / hint_iters) * (len(cuts) - 1)) + 1]):
+        hinted = code_check.hinted(task, cut)
+        hinted_ids = start + encode(hinted.prompt)
+        if cut == 0 or len(hinted_ids) + max_new_tokens <= block_size:  # cut 0: the task itself, which fits (load_tasks)
+            return hinted, hinted_ids
 
 
 def score(tasks, completions):
@@ -490,7 +508,7 @@ if ddp.master:
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 if init_mode == "resume" and not eval_only:
     metrics.forget_after("iter", last_eval_iter)
-log_stats = []  # per step since the last log line: (reward, nontrivial rate, length, seconds)
+log_stats = []  # per step since the last log line: (reward, nontrivial rate, length, hint tokens per prompt, seconds)
 while True:
     lr = (training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters or max_iters, min_lr)
           if decay_lr else learning_rate)
@@ -537,7 +555,9 @@ while True:
     mine = range(ddp.rank * tasks_per_rank, (ddp.rank + 1) * tasks_per_rank)
     # 2. sample group_size completions of each task, and score them
     model.eval()
-    tasks, task_prompts = zip(*[train_tasks[int(picks[i])] for i in mine])
+    picked = [train_tasks[int(picks[i])] for i in mine]
+    tasks, task_prompts = zip(*[with_hint(*task) for task in picked])
+    hint_tokens = sum(len(ids) for ids in task_prompts) - sum(len(ids) for _, ids in picked)
     with amp:
         completions, finished = sample_groups(model, list(task_prompts), group_size, max_new_tokens, temperature,
                                               [sampler(int(seeds[i])) for i in mine], [ender(task) for task in tasks])
@@ -582,14 +602,15 @@ while True:
 
     iter_num += 1
     completion_tokens_seen += int(num_tokens)
-    totals = all_ranks_sum([rewards.sum().item(), sum(r.nontrivial for r in results), len(results)])
-    log_stats.append((totals[0] / totals[2], totals[1] / totals[2], num_tokens / totals[2], time.time() - step_start))
+    totals = all_ranks_sum([rewards.sum().item(), sum(r.nontrivial for r in results), len(results), hint_tokens])
+    log_stats.append((totals[0] / totals[2], totals[1] / totals[2], num_tokens / totals[2], totals[3] / tasks_per_step,
+                      time.time() - step_start))
     if log_interval > 0 and iter_num % log_interval == 0:
         guard.check()
         if ddp.master:
-            reward_mean, rate, length, seconds = (sum(col) / len(log_stats) for col in zip(*log_stats))
+            reward_mean, rate, length, hint, seconds = (sum(col) / len(log_stats) for col in zip(*log_stats))
             print(f"iter {iter_num}: reward {reward_mean:.3f}, non-trivial {rate:.1%}, length {length:.1f}, "
-                  f"{seconds:.2f} s/iter")
+                  + (f"hint {hint:.1f} tokens, " if hint_iters > 0 else "") + f"{seconds:.2f} s/iter")
         log_stats = []
 
 training.cleanup_distributed(ddp)

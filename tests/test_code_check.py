@@ -350,6 +350,52 @@ def test_a_text_without_statements_is_not_valid():
 
 
 # -----------------------------------------------------------------------------
+# hints: the reference's first statements in the prompt (train_rl.py's reverse curriculum)
+
+HINTED_KERNEL = Task("cuda", "k", PREAMBLE + "__global__ void k(float* out, const float* in, int n) {",
+                     "\n    int i = blockIdx.x * blockDim.x + threadIdx.x;  // one thread per row"
+                     "\n    if (i >= n) { return; }"
+                     "\n#if 0\n    float unused = 0.0f;\n#endif"
+                     "\n    for (int j = 0; j < 4; j++) {"
+                     "\n        out[i * 4 + j] = in[i];"
+                     "\n    }"
+                     "\n}", "test")
+HINTED_FUNCTION = Task("python", "f", 'def f(x, n):\n    """Doc."""\n',
+                       "    total = x * n\n    for i in range(n):\n        total += i\n    return total + x * 2\n", "test")
+
+
+def test_hints_cut_after_top_level_statements_whose_rest_still_does_something():
+    # not inside the for's parentheses or braces, nor under #if 0, nor after the loop: the rest,
+    # "}", stores nothing; likewise after the return
+    kernel, function = HINTED_KERNEL.reference, HINTED_FUNCTION.reference
+    assert code_check.hint_cuts(HINTED_KERNEL) == [0, kernel.index("\n    if"), kernel.index("\n#if 0")]
+    assert code_check.hint_cuts(HINTED_FUNCTION) == [0, function.index("\n    for"), function.index("\n    return")]
+
+
+@pytest.mark.parametrize("task", [HINTED_KERNEL, HINTED_FUNCTION])
+def test_a_hinted_prompt_ends_as_an_open_ended_one_and_the_rest_of_the_reference_earns_the_full_reward(task):
+    prompted = code_check.open_ended(task)
+    assert prompted.prompt + prompted.reference == task.prompt + task.reference
+    for cut in code_check.hint_cuts(prompted)[1:]:
+        hinted = code_check.hinted(prompted, cut)
+        assert hinted.prompt + hinted.reference == task.prompt + task.reference
+        assert not hinted.prompt.endswith("\n")  # the model writes the newline with the next line's indentation
+        assert code_check.score(hinted, hinted.reference).reward == 1.0
+
+
+def test_a_hinted_task_pays_only_for_the_code_the_model_wrote():
+    kernel = Task("cuda", "k", PREAMBLE + "__global__ void k(float* out, const float* in, int n) {"
+                  "\n    int i = threadIdx.x;\n    if (i > 0) { out[i] = in[i]; }", "", "test")  # a hint that stores
+    assert code_check.pointer_parameters(kernel.prompt) == {"out", "in"}  # the signature's, not the if's
+    assert code_check.score(kernel, "\n}").reward == 0.0                   # the hint's store is not the model's
+    assert code_check.score(kernel, "\n    out[0] = in[1];\n}").reward == 1.0
+    function = code_check.hinted(code_check.open_ended(HINTED_FUNCTION), len("\n    total = x * n"))
+    assert function.prompt.endswith("total = x * n")
+    assert code_check.score(function, "\n    return total if total else None\n").reward == 0.0  # reads no parameter itself
+    assert code_check.score(function, "\n    return total + x * 2\n").reward == 1.0
+
+
+# -----------------------------------------------------------------------------
 # the split: by file
 
 def test_the_split_is_by_file_and_weights_repeat_only_train_files(tmp_path):

@@ -9,6 +9,7 @@ source: every top-level `def` before the settings, executed on their own.
 import ast
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -175,8 +176,8 @@ FUNCTION = '''def {name}(x, n={k}):
     """{doc} {k}."""
 {body}
 '''
-BODIES = ["    return x + n", "    y = x * n\n    return y", "    for i in range(n):\n        x = x + i\n    return x",
-          "    if x > n:\n        return x\n    return n", "    pass"]
+BODIES = ["    return x + n", "    y = x * n\n    return y + x - n", "    for i in range(n):\n        x = x + i\n    return x * n + 1",
+          "    if x > n:\n        return x\n    return n - x * 2", "    pass"]  # three can be hinted (code_check.hint_cuts)
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +273,13 @@ def test_two_processes_each_sampling_half_the_prompts_equal_one_process(base, st
     assert all(torch.allclose(expected[k], got[k], atol=1e-6) for k in expected)
     for one, two in zip(read_log(straight), read_log(out)):  # the held-out evaluations too, shared out
         assert one["reward"] == two["reward"] and one["length"] == two["length"]
+
+
+def test_a_reverse_curriculum_hints_every_prompt_it_can_at_first_and_none_from_hint_iters_on(base):
+    result = run(rl_args(base, base / "hinted", "--max_iters=3", "--hint_iters=2", "--eval_interval=3"))
+    hints = [float(re.search(r"hint ([\d.]+) tokens", line).group(1)) for line in result.stdout.splitlines()
+             if line.startswith("iter ")]
+    assert len(hints) == 3 and hints[0] > 0 and hints[2] == 0
 
 
 def test_bad_settings_are_one_line_errors(base):
