@@ -497,10 +497,9 @@ def statement_ends(task):
         function = ast.parse(text).body[0]
     except (SyntaxError, ValueError, IndexError):
         return []
-    prompt_lines = len(task.prompt.rstrip("\n").split("\n"))
-    lines = text.splitlines(keepends=True)
-    return [len("".join(lines[:statement.end_lineno]).rstrip("\n")) - len(task.prompt)
-            for statement in function.body if statement.lineno > prompt_lines]
+    prompt_lines, lines = len(task.prompt.rstrip("\n").split("\n")), text.split("\n")
+    return sorted({len("\n".join(lines[:statement.end_lineno])) - len(task.prompt)  # `a = 1; b = 2` ends once
+                   for statement in function.body if statement.lineno > prompt_lines})
 
 
 def hinted(task, cut):
@@ -509,7 +508,7 @@ def hinted(task, cut):
 
 
 def hint_cuts(task):
-    """Where a dataset task's reference may be cut for a hint: 0 (no hint), then each statement end
+    """Where a task's reference may be cut for a hint: 0 (no hint), then each statement end
     (statement_ends) after which the rest of the reference is still non-trivial by itself. So a
     hinted task stays solvable, and since the checks count only the completion, its reward pays for
     code the model wrote, not for the hint."""

@@ -67,23 +67,33 @@ def kl_k3(logp, ref_logp):
     return torch.exp(log_ratio) - 1 - log_ratio
 
 
-def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_eps, kl_coef, num_tokens):
+def loss_weights(mask, average, total):
+    """Each token's weight in the loss (B, T), from mask (B, T): 1 on completion tokens, 0 on the
+    prompt and padding. average 'token': every completion token of the global batch weighs the same,
+    1 / total, total being the batch's completion tokens (DAPO's token-level mean: a completion
+    weighs in proportion to its length). 'completion': each completion's tokens share 1 / total,
+    total being the batch's completions (GRPO as published: every completion weighs the same, so a
+    long wrong answer is pushed down less per token than a short one)."""
+    if average == "token":
+        return mask / total
+    return mask / (mask.sum(dim=-1, keepdim=True).clamp(min=1) * total)
+
+
+def policy_loss(logp, old_logp, ref_logp, advantages, weights, clip_eps, kl_coef):
     """The GRPO loss of a batch of completions, all (B, T) but advantages (B, 1):
     logp: log-probabilities of the sampled tokens under the policy being trained (with gradients);
     old_logp: under the policy that sampled them (equal to logp's values on a batch's first update);
     ref_logp: under the frozen starting model (only read when kl_coef > 0);
-    mask: 1 on completion tokens, 0 on the prompt and padding.
+    weights: each token's weight in the sum (loss_weights), 0 off the completions.
     Per token: -min(ratio * A, clip(ratio, 1 - clip_eps, 1 + clip_eps) * A) + kl_coef * k3, with
-    ratio = p / p_old. Summed over the tokens and divided by num_tokens, the completion tokens of the
-    whole global batch: every token weighs the same, whatever the length of its completion (DAPO's
-    token-level mean; a per-completion mean would let a long wrong answer off lightly)."""
+    ratio = p / p_old, then the weighted sum."""
     ratio = torch.exp(logp - old_logp)
     # the pessimistic of the two: once the ratio has moved clip_eps in the direction the advantage
     # wants, the clipped term is constant and that token stops pulling (PPO, Schulman et al. 2017)
     per_token = -torch.minimum(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages)
     if kl_coef > 0:
         per_token = per_token + kl_coef * kl_k3(logp, ref_logp)
-    return (per_token * mask).sum() / num_tokens
+    return (per_token * weights).sum()
 
 
 @torch.no_grad()
@@ -157,6 +167,7 @@ temperature = 1.0             # sampling temperature; the policy trained is soft
 std_normalize = True          # divide each group's advantages by its reward std (GRPO) or not (Dr. GRPO)
 overlong_filter = True        # a completion still open at max_new_tokens gets no advantage (DAPO): its
                               # score judges a body it never finished, and a 0 for it would reward short code
+loss_average = "token"        # 'token': every completion token weighs the same (DAPO); 'completion': every completion (GRPO)
 updates_per_batch = 1         # optimizer steps per sampled batch: > 1 reuses it, with the clipped ratio
 clip_eps = 0.2                # PPO's clip range of the ratio p / p_old
 kl_coef = 0.0                 # weight of the k3 KL penalty toward the starting model (0: none)
@@ -189,7 +200,7 @@ configurator.check_settings(
     at_least_0="eval_tasks log_interval hint_iters kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
     positive="temperature eval_temperature clip_eps learning_rate", below_1="reward_valid clip_eps beta1 beta2",
     choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"),
-             "optimizer": optimizers.OPTIMIZERS})
+             "optimizer": optimizers.OPTIMIZERS, "loss_average": ("token", "completion")})
 if group_size < 2:
     training.fail(f"group_size must be at least 2 (a group of one has no mean to compare with), got {group_size}")
 ckpt_path = training.checkpoint_path(out_dir, "last")
@@ -570,6 +581,8 @@ while True:
     advantages = group_advantages(rewards, std_normalize, kept).view(-1, 1).to(ddp.device)  # (B, 1)
     x, y, mask = pack(prompts, completions)                                                         # (B, T)
     num_tokens = all_ranks_sum([mask.sum().item()])[0]  # the global batch's completion tokens
+    # DDP averages the processes' gradients: each divides by its share of the global batch's total
+    weights = loss_weights(mask, loss_average, num_tokens / ddp.world_size if loss_average == "token" else len(x))
     # 4. the log-probabilities the loss compares against, computed once per batch
     with torch.no_grad():
         ref_logp = torch.cat([token_logprobs(reference, x[s:s + batch_size], y[s:s + batch_size], temperature)[0]
@@ -591,8 +604,8 @@ while True:
                     logp, _ = token_logprobs(train_model, x[sl], y[sl], temperature)
                     # on the first update the sampling policy is this one: ratio 1, REINFORCE's gradient
                     old = logp.detach() if old_logp is None else old_logp[sl]
-                    loss = policy_loss(logp, old, None if ref_logp is None else ref_logp[sl], advantages[sl], mask[sl],
-                                       clip_eps, kl_coef, num_tokens / ddp.world_size)  # DDP's average undoes the world_size
+                    loss = policy_loss(logp, old, None if ref_logp is None else ref_logp[sl], advantages[sl], weights[sl],
+                                       clip_eps, kl_coef)
                 else:  # the mean over all the windows, once DDP has averaged the processes
                     with amp:
                         _, lm_loss = train_model(x_lm[sl], y_lm[sl])

@@ -68,7 +68,7 @@ def test_the_clipped_loss_and_its_gradient_match_hand_computed_values():
     logp = torch.log(torch.tensor([[1.5, 0.5, 1.5, 0.5, 3.0]])).requires_grad_()
     advantages = torch.tensor([[1.0, 1.0, -1.0, -1.0, 1.0]])  # per token here; train_rl passes (B, 1)
     mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])
-    loss = rl["policy_loss"](logp, old, None, advantages, mask, clip_eps=0.2, kl_coef=0.0, num_tokens=4)
+    loss = rl["policy_loss"](logp, old, None, advantages, mask / 4, clip_eps=0.2, kl_coef=0.0)
     # per token -min(r A, clip(r) A): -min(1.5, 1.2) = -1.2; -min(0.5, 0.8) = -0.5;
     # -min(-1.5, -1.2) = 1.5; -min(-0.5, -0.8) = 0.8; masked: 0
     assert loss.item() == pytest.approx((-1.2 - 0.5 + 1.5 + 0.8) / 4)
@@ -77,12 +77,25 @@ def test_the_clipped_loss_and_its_gradient_match_hand_computed_values():
     assert torch.allclose(logp.grad, torch.tensor([[0.0, -0.5 / 4, 1.5 / 4, 0.0, 0.0]]))
 
 
+def test_the_loss_averages_over_tokens_or_over_completions():
+    # two completions, of 1 and 3 tokens, right-padded; a batch of 4 tokens in 2 completions
+    mask = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    assert torch.equal(rl["loss_weights"](mask, "token", 4), mask / 4)
+    assert torch.allclose(rl["loss_weights"](mask, "completion", 2), torch.tensor([[1 / 2, 0, 0], [1 / 6, 1 / 6, 1 / 6]]))
+    # at ratio 1 each token's loss is -A: the short completion's -1 counts 1/4 per token, or 1/2
+    logp = torch.zeros(2, 3)
+    advantages = torch.tensor([[1.0], [-1.0]])
+    for average, total, expected in [("token", 4, (-1 + 3) / 4), ("completion", 2, (-1 + 1) / 2)]:
+        weights = rl["loss_weights"](mask, average, total)
+        assert rl["policy_loss"](logp, logp, None, advantages, weights, 0.2, 0.0).item() == pytest.approx(expected, abs=1e-6)
+
+
 def test_at_ratio_one_the_loss_gradient_is_reinforce():
     """The first update on a fresh batch (old = the policy's own values): -A times the gradient of
     log p, with the KL penalty adding nothing while the policy equals the reference."""
     logp = torch.tensor([[-1.0, -2.0, -0.5]], requires_grad=True)
-    loss = rl["policy_loss"](logp, logp.detach(), logp.detach(), torch.tensor([[2.0]]), torch.ones(1, 3),
-                             clip_eps=0.2, kl_coef=0.5, num_tokens=3)
+    loss = rl["policy_loss"](logp, logp.detach(), logp.detach(), torch.tensor([[2.0]]), torch.ones(1, 3) / 3,
+                             clip_eps=0.2, kl_coef=0.5)
     loss.backward()
     assert loss.item() == pytest.approx(-2.0)
     assert torch.allclose(logp.grad, torch.full((1, 3), -2.0 / 3))
@@ -115,7 +128,7 @@ def test_a_policy_over_five_tokens_learns_the_rewarded_one():
         rewards = (tokens == 3).float()[None]                                      # (1, G)
         advantages = rl["group_advantages"](rewards, std_normalize=True).view(-1, 1)  # (G, 1)
         logp = logprobs[tokens][:, None]                                           # (G, 1): one token each
-        loss = rl["policy_loss"](logp, logp.detach(), None, advantages, torch.ones(8, 1), 0.2, 0.0, 8)
+        loss = rl["policy_loss"](logp, logp.detach(), None, advantages, torch.ones(8, 1) / 8, 0.2, 0.0)
         optim.zero_grad()
         loss.backward()
         optim.step()
