@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from torch.nn import functional as F
 
 import optimizers
 from model_gpt import GPT, GPTConfig

@@ -1,7 +1,6 @@
 """training.py: config overrides, the LR schedule, checkpoints and tokenizers."""
 
 import ast
-import json
 import math
 import os
 import signal
