@@ -133,6 +133,17 @@ def sample_groups(model, prompts, n, max_new_tokens, temperature, generators, en
     return out, [row not in open_rows for row in range(len(out))]
 
 
+def add_references(completions, finished, references, group_size, max_new_tokens):
+    """Each prompt's group_size sampled completions (token id lists, prompt by prompt) and their
+    finished flags, with the prompt's reference body (ids) after them as one more member of the
+    group: cut at max_new_tokens, and finished only if it fits, as a sample would be."""
+    out, ended = [], []
+    for i, body in enumerate(references):
+        out += completions[i * group_size:(i + 1) * group_size] + [body[:max_new_tokens]]
+        ended += finished[i * group_size:(i + 1) * group_size] + [len(body) <= max_new_tokens]
+    return out, ended
+
+
 # -----------------------------------------------------------------------------
 # default config: RL on the Python code model of config/python_code.py
 # I/O
@@ -159,6 +170,8 @@ fitting_tasks_only = False    # only tasks whose original body fits in max_new_t
                               # the original could not finish, and an unfinished body is scored as it stands
 hint_iters = 0                # reverse curriculum (R3, Xi et al. 2024): a training prompt holds the start of its reference
                               # body, all code_check.hint_cuts allows at step 0, less each step, none from hint_iters on (0: off)
+reference_in_group = False    # each task's original body joins its group as one more completion, scored like the
+                              # samples (off-policy guidance, LUFFY: Yan et al. 2025)
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
 # GRPO
 tasks_per_step = 8            # prompts per step, over all processes
@@ -572,12 +585,17 @@ while True:
     with amp:
         completions, finished = sample_groups(model, list(task_prompts), group_size, max_new_tokens, temperature,
                                               [sampler(int(seeds[i])) for i in mine], [ender(task) for task in tasks])
-    prompts = [prompt for prompt in task_prompts for _ in range(group_size)]  # one per completion
-    results = score([task for task in tasks for _ in range(group_size)], completions)
+    members = group_size + reference_in_group  # completions per task
+    if reference_in_group:
+        # the original body shows the policy code of the length and shape it would not have sampled
+        completions, finished = add_references(completions, finished, [encode(task.reference) for task in tasks],
+                                               group_size, max_new_tokens)
+    prompts = [prompt for prompt in task_prompts for _ in range(members)]  # one per completion
+    results = score([task for task in tasks for _ in range(members)], completions)
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
-    rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, group_size)      # (N, G)
-    kept = torch.tensor(finished).view(tasks_per_rank, group_size) if overlong_filter else None
+    rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, members)         # (N, G)
+    kept = torch.tensor(finished).view(tasks_per_rank, members) if overlong_filter else None
     advantages = group_advantages(rewards, std_normalize, kept).view(-1, 1).to(ddp.device)  # (B, 1)
     x, y, mask = pack(prompts, completions)                                                         # (B, T)
     num_tokens = all_ranks_sum([mask.sum().item()])[0]  # the global batch's completion tokens
@@ -615,8 +633,10 @@ while True:
 
     iter_num += 1
     completion_tokens_seen += int(num_tokens)
-    totals = all_ranks_sum([rewards.sum().item(), sum(r.nontrivial for r in results), len(results), hint_tokens])
-    log_stats.append((totals[0] / totals[2], totals[1] / totals[2], num_tokens / totals[2], totals[3] / tasks_per_step,
+    sampled = [(r, ids) for j, (r, ids) in enumerate(zip(results, completions)) if j % members < group_size]  # not the references
+    totals = all_ranks_sum([sum(r.reward for r, _ in sampled), sum(r.nontrivial for r, _ in sampled), len(sampled),
+                            sum(len(ids) for _, ids in sampled), hint_tokens])
+    log_stats.append((totals[0] / totals[2], totals[1] / totals[2], totals[3] / totals[2], totals[4] / tasks_per_step,
                       time.time() - step_start))
     if log_interval > 0 and iter_num % log_interval == 0:
         guard.check()
