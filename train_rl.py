@@ -133,12 +133,13 @@ def sample_groups(model, prompts, n, max_new_tokens, temperature, generators, en
     return out, [row not in open_rows for row in range(len(out))]
 
 
-def add_references(completions, finished, references, group_size, max_new_tokens):
+def add_originals(completions, finished, originals, group_size, max_new_tokens):
     """Each prompt's group_size sampled completions (token id lists, prompt by prompt) and their
-    finished flags, with the prompt's reference body (ids) after them as one more member of the
-    group: cut at max_new_tokens, and finished only if it fits, as a sample would be."""
+    finished flags, with the prompt's original body (ids; a code_check.Task's reference) after them
+    as one more member of the group: cut at max_new_tokens, and finished only if it fits, as a
+    sample would be."""
     out, ended = [], []
-    for i, body in enumerate(references):
+    for i, body in enumerate(originals):
         out += completions[i * group_size:(i + 1) * group_size] + [body[:max_new_tokens]]
         ended += finished[i * group_size:(i + 1) * group_size] + [len(body) <= max_new_tokens]
     return out, ended
@@ -168,9 +169,9 @@ language = "python"           # 'python' (parses) or 'cuda' (compiles with nvcc)
 max_new_tokens = 128          # the longest completion; one still open then is scored as it stands
 fitting_tasks_only = False    # only tasks whose original body fits in max_new_tokens: a completion as long as
                               # the original could not finish, and an unfinished body is scored as it stands
-hint_iters = 0                # reverse curriculum (R3, Xi et al. 2024): a training prompt holds the start of its reference
+hint_iters = 0                # reverse curriculum (R3, Xi et al. 2024): a training prompt holds the start of its original
                               # body, all code_check.hint_cuts allows at step 0, less each step, none from hint_iters on (0: off)
-reference_in_group = False    # each task's original body joins its group as one more completion, scored like the
+original_in_group = False     # each task's original body joins its group as one more completion, scored like the
                               # samples (off-policy guidance, LUFFY: Yan et al. 2025)
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
 # GRPO
@@ -291,7 +292,7 @@ def load_tasks(split):
 
 def with_hint(task, ids):
     """A training task (task, prompt ids) at this step of the reverse curriculum: its prompt extended
-    with its reference's start up to one of code_check.hint_cuts, the latest of the first
+    with its original body's start up to one of code_check.hint_cuts, the latest of the first
     1 - iter_num / hint_iters of them that leaves max_new_tokens of the context. Hinted or not, the
     reward pays only for the completion, and a body that is non-trivial without the hint's code
     remains to be written."""
@@ -585,16 +586,16 @@ while True:
     with amp:
         completions, finished = sample_groups(model, list(task_prompts), group_size, max_new_tokens, temperature,
                                               [sampler(int(seeds[i])) for i in mine], [ender(task) for task in tasks])
-    members = group_size + reference_in_group  # completions per task
-    if reference_in_group:
+    members = group_size + original_in_group  # completions per task
+    if original_in_group:
         # the original body shows the policy code of the length and shape it would not have sampled
-        completions, finished = add_references(completions, finished, [encode(task.reference) for task in tasks],
+        completions, finished = add_originals(completions, finished, [encode(task.reference) for task in tasks],
                                                group_size, max_new_tokens)
     prompts = [prompt for prompt in task_prompts for _ in range(members)]  # one per completion
     results = score([task for task in tasks for _ in range(members)], completions)
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
-    rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, members)         # (N, G)
+    rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, members)         # (N, members)
     kept = torch.tensor(finished).view(tasks_per_rank, members) if overlong_filter else None
     advantages = group_advantages(rewards, std_normalize, kept).view(-1, 1).to(ddp.device)  # (B, 1)
     x, y, mask = pack(prompts, completions)                                                         # (B, T)
@@ -633,7 +634,7 @@ while True:
 
     iter_num += 1
     completion_tokens_seen += int(num_tokens)
-    sampled = [(r, ids) for j, (r, ids) in enumerate(zip(results, completions)) if j % members < group_size]  # not the references
+    sampled = [(r, ids) for j, (r, ids) in enumerate(zip(results, completions)) if j % members < group_size]  # not the originals
     totals = all_ranks_sum([sum(r.reward for r, _ in sampled), sum(r.nontrivial for r, _ in sampled), len(sampled),
                             sum(len(ids) for _, ids in sampled), hint_tokens])
     log_stats.append((totals[0] / totals[2], totals[1] / totals[2], totals[3] / totals[2], totals[4] / tasks_per_step,

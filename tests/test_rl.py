@@ -101,9 +101,9 @@ def test_at_ratio_one_the_loss_gradient_is_reinforce():
     assert torch.allclose(logp.grad, torch.full((1, 3), -2.0 / 3))
 
 
-def test_a_reference_body_joins_each_group_cut_at_the_cap_and_unfinished_if_longer():
+def test_an_original_body_joins_each_group_cut_at_the_cap_and_unfinished_if_longer():
     completions, finished = [[1], [2], [3], [4]], [True, False, True, True]  # two prompts, groups of 2
-    out, ended = rl["add_references"](completions, finished, [[9, 9], [8, 8, 8, 8]], group_size=2, max_new_tokens=3)
+    out, ended = rl["add_originals"](completions, finished, [[9, 9], [8, 8, 8, 8]], group_size=2, max_new_tokens=3)
     assert out == [[1], [2], [9, 9], [3], [4], [8, 8, 8]]
     assert ended == [True, False, True, True, True, False]
 
@@ -302,13 +302,13 @@ def test_a_reverse_curriculum_hints_every_prompt_it_can_at_first_and_none_from_h
     assert len(hints) == 3 and hints[0] > 0 and hints[2] == 0
 
 
-def test_a_run_with_the_reference_bodies_in_its_groups_trains_and_logs_the_samples_alone(base):
-    result = run(rl_args(base, base / "references", "--max_iters=2", "--reference_in_group=True", "--group_size=2"))
+def test_a_run_with_the_original_bodies_in_its_groups_trains_and_logs_the_samples_alone(base):
+    result = run(rl_args(base, base / "originals", "--max_iters=2", "--original_in_group=True", "--group_size=2"))
     # 4 tasks x (2 samples + 1 reference): the progress lines count the 8 samples, whose rates are eighths
     rates = [float(re.search(r"non-trivial ([\d.]+)%", line).group(1)) for line in result.stdout.splitlines()
              if line.startswith("iter ")]
     assert len(rates) == 2 and all((rate / 12.5).is_integer() for rate in rates)
-    assert read_log(base / "references")[-1]["kl_to_start"] > 0
+    assert read_log(base / "originals")[-1]["kl_to_start"] > 0
 
 
 def test_bad_settings_are_one_line_errors(base):
