@@ -437,6 +437,12 @@ def cuda_nontrivial(task, completion):
     return count_tokens(body) >= MIN_TOKENS and writes_through(body, pointer_parameters(task.prompt))
 
 
+def prompt_lines(task):
+    """The lines a Python task's prompt fills (a trailing newline starts none): the statements of
+    its completion begin after them, open-ended or not."""
+    return len(task.prompt.rstrip("\n").split("\n"))
+
+
 def python_nontrivial(task, completion):
     """The function's body (docstring aside) holds a statement other than pass, ..., a bare return
     or a string, has at least MIN_TOKENS tokens, and reads one of the function's parameters if it
@@ -450,8 +456,8 @@ def python_nontrivial(task, completion):
     if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return False
     # only the completion's statements count: a hinted prompt (see hinted) holds some of the body
-    prompt_lines = len(task.prompt.rstrip("\n").split("\n"))
-    body = [statement for statement in function.body if statement.lineno > prompt_lines]
+    last_prompt_line = prompt_lines(task)
+    body = [statement for statement in function.body if statement.lineno > last_prompt_line]
     arguments = function.args
     names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
     names += [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
@@ -497,9 +503,9 @@ def statement_ends(task):
         function = ast.parse(text).body[0]
     except (SyntaxError, ValueError, IndexError):
         return []
-    prompt_lines, lines = len(task.prompt.rstrip("\n").split("\n")), text.split("\n")
+    lines, last_prompt_line = text.split("\n"), prompt_lines(task)
     return sorted({len("\n".join(lines[:statement.end_lineno])) - len(task.prompt)  # `a = 1; b = 2` ends once
-                   for statement in function.body if statement.lineno > prompt_lines})
+                   for statement in function.body if statement.lineno > last_prompt_line})
 
 
 def hinted(task, cut):
