@@ -805,16 +805,22 @@ def kernelbench_problems(path, level=1):
     kernelbench.tar.gz or a directory holding KernelBench/level1/*.py."""
     import tarfile
     prefix = f"KernelBench/level{level}/"
-    if os.path.isdir(path):
-        folder = os.path.join(path, prefix)
-        return {name[:-3]: open(os.path.join(folder, name), encoding="utf-8").read()
-                for name in sorted(os.listdir(folder)) if name.endswith(".py")}
-    if not (os.path.isfile(path) and tarfile.is_tarfile(path)):
-        fail(f"{path} is neither kernelbench.tar.gz nor a directory holding {prefix}")
-    with tarfile.open(path) as tar:
-        return {member.name[len(prefix):-3]: tar.extractfile(member).read().decode("utf-8")
-                for member in sorted(tar.getmembers(), key=lambda m: m.name)
-                if member.isfile() and member.name.startswith(prefix) and member.name.endswith(".py")}
+    folder = os.path.join(path, prefix)
+    if os.path.isdir(folder):
+        problems = {name[:-3]: open(os.path.join(folder, name), encoding="utf-8").read()
+                    for name in sorted(os.listdir(folder)) if name.endswith(".py")}
+    elif os.path.isfile(path) and tarfile.is_tarfile(path):
+        with tarfile.open(path) as tar:
+            problems = {member.name[len(prefix):-3]: tar.extractfile(member).read().decode("utf-8")
+                        for member in sorted(tar.getmembers(), key=lambda m: m.name)
+                        if member.isfile() and member.name.startswith(prefix) and member.name.endswith(".py")}
+    elif not os.path.exists(path):
+        fail(f"{path} does not exist: pass kernelbench.tar.gz or the directory that holds KernelBench/")
+    else:
+        problems = {}
+    if not problems:
+        fail(f"{path} holds no {prefix}*.py: pass kernelbench.tar.gz or the directory that holds KernelBench/")
+    return problems
 
 
 def kernelbench_trial(forward, model, inputs, extra, tolerance=TOLERANCE):

@@ -95,6 +95,11 @@ print(f"{device_name}, torch {torch.__version__}, {precision}, compile {compile_
 torch.backends.cuda.matmul.allow_tf32 = True  # as the training scripts
 torch.backends.cudnn.allow_tf32 = True
 
+# read before any check runs, so that a wrong --kernelbench fails at once, not minutes in
+relu_problem = code_check.kernelbench_problems(kernelbench).get(code_check.RELU_PROBLEM) if kernelbench else None
+if kernelbench and relu_problem is None:
+    training.fail(f"{kernelbench} holds no KernelBench/level1/{code_check.RELU_PROBLEM}.py, the problem the kernelbench check runs")
+
 data_path = os.path.join(data_dir, "shakespeare")
 if not os.path.exists(os.path.join(data_path, "meta.json")):
     from prepare.shakespeare import prepare
@@ -293,7 +298,7 @@ def check_kernelbench():
     CUDA there is nothing to compile for: the same harness runs with torch.relu standing in."""
     if not kernelbench:
         return "SKIP", "no --kernelbench=PATH (kernelbench.tar.gz, or a directory holding KernelBench/level1)", {}
-    problem = code_check.kernelbench_problems(kernelbench)[code_check.RELU_PROBLEM]
+    problem = relu_problem
     if tiny:  # its module-level sizes (batch_size = 4096, dim = 393216: 6 GB) cut to 64
         problem = re.sub(r"(?m)^(\w+) = \d+$", r"\1 = 64", problem)
     if device_type != "cuda":

@@ -49,6 +49,9 @@ def test_every_check_runs_on_a_cpu_and_lands_in_the_report(tmp_path):
         assert result["checks"]["kernelbench"]["correct"] is True  # the harness, torch.relu standing in
 
 
-def test_bad_settings_are_a_one_line_error():
+def test_bad_settings_are_a_one_line_error(tmp_path):
     done = gpu_check("--min_gpt_mfu=-1")
     assert done.returncode == 1 and done.stderr.strip().splitlines() == ["error: min_gpt_mfu must be >= 0, got -1.0"]
+    done = gpu_check(f"--kernelbench={tmp_path}")  # not KernelBench: refused before any check runs
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"error: {tmp_path} holds no KernelBench/level1/*.py: pass kernelbench.tar.gz or the directory that holds KernelBench/"]
