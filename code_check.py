@@ -337,6 +337,22 @@ def count_tokens(code):
     return len(re.findall(r"\w+|[^\s\w]", code))
 
 
+def code_tokens(task, completion):
+    """count_tokens of a completion's code alone: comments and string literals left out (CUDA:
+    counted_code's, #if regions too), so that padding a body with comments or a long string does not
+    make it longer. What train_rl.py's length reward (length_floor) measures."""
+    if task.language == "cuda":
+        return count_tokens(counted_code(completion))
+    kept = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(completion).readline):
+            if token.type not in (tokenize.COMMENT, tokenize.STRING):
+                kept.append(token.string)
+    except (tokenize.TokenError, SyntaxError):  # a body cut mid-statement: count what came before
+        pass
+    return count_tokens(" ".join(kept))
+
+
 CONDITIONAL = re.compile(r"\s*#\s*(if|ifdef|ifndef|endif)\b")
 
 

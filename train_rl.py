@@ -133,6 +133,16 @@ def sample_groups(model, prompts, n, max_new_tokens, temperature, generators, en
     return out, [row not in open_rows for row in range(len(out))]
 
 
+def length_credit(task, completion, original, floor):
+    """The share of its reward a completion (text) keeps under the length reward: 1 if its code
+    (code_check.code_tokens: comments and strings left out) is at least floor x the original body's,
+    less in proportion below that. Paid only on top of a passing check, it asks for bodies as long as
+    real ones; a length target in the reward is L1's (Aggarwal & Welleck 2025)."""
+    wanted = floor * code_check.code_tokens(task, original)
+    written = code_check.code_tokens(task, code_check.cut_completion(task, completion))
+    return min(1.0, written / wanted) if wanted > 0 else 1.0
+
+
 def add_originals(completions, finished, originals, group_size, max_new_tokens):
     """Each prompt's group_size sampled completions (token id lists, prompt by prompt) and their
     finished flags, with the prompt's original body (ids; a code_check.Task's reference) after them
@@ -174,6 +184,8 @@ hint_iters = 0                # reverse curriculum (R3, Xi et al. 2024): a train
 original_in_group = False     # each task's original body joins its group as one more completion, scored like the
                               # samples (off-policy guidance, LUFFY: Yan et al. 2025)
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
+length_floor = 0.0            # a body whose code is shorter than length_floor x its original body's (cut at max_new_tokens)
+                              # keeps only that share of its reward (length_credit; 0: off)
 # GRPO
 tasks_per_step = 8            # prompts per step, over all processes
 group_size = 8                # completions sampled per prompt (G): the group whose mean is the baseline
@@ -211,7 +223,7 @@ config = configurator.configure(globals(), sys.argv[1:])
 globals().update(config)
 configurator.check_settings(
     config, at_least_1="eval_interval eval_samples eval_iters max_new_tokens tasks_per_step updates_per_batch batch_size",
-    at_least_0="eval_tasks log_interval hint_iters kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
+    at_least_0="eval_tasks log_interval hint_iters length_floor kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
     positive="temperature eval_temperature clip_eps learning_rate", below_1="reward_valid clip_eps beta1 beta2",
     choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"),
              "optimizer": optimizers.OPTIMIZERS, "loss_average": ("token", "completion")})
@@ -502,6 +514,9 @@ def evaluate():
         "finished_rate": sum(ended) / n,                                     # ended within max_new_tokens
         # tokens per completion that ended: unlike length, not inflated by bodies cut at the cap
         "finished_length": sum(len(ids) for ids, f in zip(completions, ended) if f) / max(1, sum(ended)),
+        # tokens per completion that passed: how long the code is that the reward pays for
+        "nontrivial_length": sum(len(ids) for ids, r in zip(completions, results) if r.nontrivial)
+                             / max(1, sum(r.nontrivial for r in results)),
         "distinct_1": distinct_n(completions, 1),
         "distinct_2": distinct_n(completions, 2),
     }
@@ -533,7 +548,7 @@ if ddp.master:
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 if init_mode == "resume" and not eval_only:
     metrics.forget_after("iter", last_eval_iter)
-log_stats = []  # per step since the last log line: (reward, nontrivial rate, length, hint tokens per prompt, seconds)
+log_stats = []  # per step since the last log line: (reward, nontrivial rate, length, hint tokens per prompt, length credit, seconds)
 while True:
     lr = (training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters or max_iters, min_lr)
           if decay_lr else learning_rate)
@@ -549,8 +564,8 @@ while True:
         val_loss = val_lm_loss()
         last_eval_iter = iter_num
         if ddp.master:
-            print(f"step {iter_num}: held-out reward {result['reward']:.3f}, non-trivial {result['nontrivial_rate']:.1%}, "
-                  f"valid {result['valid_rate']:.1%}, pass@{eval_samples} {result['pass_at_k']:.1%}, "
+            print(f"step {iter_num}: held-out reward {result['reward']:.3f}, non-trivial {result['nontrivial_rate']:.1%} "
+                  f"({result['nontrivial_length']:.1f} long), valid {result['valid_rate']:.1%}, pass@{eval_samples} {result['pass_at_k']:.1%}, "
                   f"length {result['length']:.1f} ({result['finished_rate']:.0%} finished, {result['finished_length']:.1f} long), KL {result['kl_to_start']:.4f}, entropy {result['entropy']:.3f}, "
                   f"distinct-2 {result['distinct_2']:.3f}, val loss {val_loss:.4f}")
             for prompt, text, reward in samples:
@@ -593,9 +608,14 @@ while True:
                                                group_size, max_new_tokens)
     prompts = [prompt for prompt in task_prompts for _ in range(members)]  # one per completion
     results = score([task for task in tasks for _ in range(members)], completions)
+    credits = [1.0] * len(completions)
+    if length_floor > 0:
+        originals = [decode(encode(task.reference)[:max_new_tokens]) for task in tasks]
+        credits = [length_credit(tasks[j // members], decode(ids), originals[j // members], length_floor)
+                   for j, ids in enumerate(completions)]
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
-    rewards = torch.tensor([r.reward for r in results]).view(tasks_per_rank, members)         # (N, members)
+    rewards = torch.tensor([r.reward * c for r, c in zip(results, credits)]).view(tasks_per_rank, members)  # (N, members)
     kept = torch.tensor(finished).view(tasks_per_rank, members) if overlong_filter else None
     advantages = group_advantages(rewards, std_normalize, kept).view(-1, 1).to(ddp.device)  # (B, 1)
     x, y, mask = pack(prompts, completions)                                                         # (B, T)
@@ -634,17 +654,18 @@ while True:
 
     iter_num += 1
     completion_tokens_seen += int(num_tokens)
-    sampled = [(r, ids) for j, (r, ids) in enumerate(zip(results, completions)) if j % members < group_size]  # not the originals
-    totals = all_ranks_sum([sum(r.reward for r, _ in sampled), sum(r.nontrivial for r, _ in sampled), len(sampled),
-                            sum(len(ids) for _, ids in sampled), hint_tokens])
+    sampled = [(r, ids, c) for j, (r, ids, c) in enumerate(zip(results, completions, credits)) if j % members < group_size]  # not the originals
+    totals = all_ranks_sum([sum(r.reward for r, _, _ in sampled), sum(r.nontrivial for r, _, _ in sampled), len(sampled),
+                            sum(len(ids) for _, ids, _ in sampled), hint_tokens, sum(c for _, _, c in sampled)])
     log_stats.append((totals[0] / totals[2], totals[1] / totals[2], totals[3] / totals[2], totals[4] / tasks_per_step,
-                      time.time() - step_start))
+                      totals[5] / totals[2], time.time() - step_start))
     if log_interval > 0 and iter_num % log_interval == 0:
         guard.check()
         if ddp.master:
-            reward_mean, rate, length, hint, seconds = (sum(col) / len(log_stats) for col in zip(*log_stats))
+            reward_mean, rate, length, hint, credit, seconds = (sum(col) / len(log_stats) for col in zip(*log_stats))
             print(f"iter {iter_num}: reward {reward_mean:.3f}, non-trivial {rate:.1%}, length {length:.1f}, "
-                  + (f"hint {hint:.1f} tokens, " if hint_iters > 0 else "") + f"{seconds:.2f} s/iter")
+                  + (f"hint {hint:.1f} tokens, " if hint_iters > 0 else "")
+                  + (f"length credit {credit:.2f}, " if length_floor > 0 else "") + f"{seconds:.2f} s/iter")
         log_stats = []
 
 training.cleanup_distributed(ddp)

@@ -273,6 +273,14 @@ def test_a_method_without_parameters_of_its_own_need_not_read_any():
                                             "    return super().close()\n")
 
 
+def test_code_tokens_leave_out_comments_and_string_literals():
+    python = Task("python", "f", "def f(a):", "", "test")
+    body = '\n    # a long comment, not code\n    b = a + 1  # nor this\n    s = "nor a long string"\n    return b\n'
+    assert code_check.code_tokens(python, body) == 9  # b = a + 1 (5), s = (2), return b (2)
+    cuda = Task("cuda", "k", "__global__ void k(float *y) {", "", "test")
+    assert code_check.code_tokens(cuda, '\n  // padding\n  y[0] = 1; /* more */ printf("%d");\n}') == 12  # y[0] = 1; (7), printf(); (4), }
+
+
 def test_a_python_body_that_does_not_parse_fails():
     task = Task("python", "f", "def f(a):\n", "", "test")
     result = code_check.score(task, "    return (a +\n")

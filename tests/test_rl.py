@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import code_check
 from model_gpt import GPT, GPTConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +28,7 @@ def rl_functions():
     with open(os.path.join(ROOT, "train_rl.py")) as f:
         tree = ast.parse(f.read())
     defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-    namespace = {"torch": torch, "F": F, "KVCache": __import__("model_gpt").KVCache}
+    namespace = {"torch": torch, "F": F, "KVCache": __import__("model_gpt").KVCache, "code_check": code_check}
     exec(compile(ast.Module(body=defs, type_ignores=[]), "train_rl.py", "exec"), namespace)
     return namespace
 
@@ -106,6 +107,16 @@ def test_an_original_body_joins_each_group_cut_at_the_cap_and_unfinished_if_long
     out, ended = rl["add_originals"](completions, finished, [[9, 9], [8, 8, 8, 8]], group_size=2, max_new_tokens=3)
     assert out == [[1], [2], [9, 9], [3], [4], [8, 8, 8]]
     assert ended == [True, False, True, True, True, False]
+
+
+def test_a_body_shorter_than_the_length_floor_keeps_that_share_of_its_reward():
+    task = code_check.Task("python", "f", "def f(x):", "\n    y = x + 1\n    return y", "test")
+    original = task.reference                     # 7 code tokens: y = x + 1, return y
+    short = "\n    return x  # a comment is no code\ndef g():"  # 2 code tokens, cut at the dedent
+    assert rl["length_credit"](task, short, original, 1.0) == pytest.approx(2 / 7)
+    assert rl["length_credit"](task, short, original, 0.5) == pytest.approx(2 / 3.5)
+    assert rl["length_credit"](task, short, original, 0.25) == 1.0
+    assert rl["length_credit"](task, original, original, 1.0) == 1.0
 
 
 def test_the_k3_estimator_is_nonnegative_and_its_expectation_is_the_exact_kl():
@@ -263,7 +274,7 @@ def test_a_tiny_run_logs_every_held_out_figure_and_moves_away_from_the_start(str
         assert all(0 <= r[key] <= max(1.0, r[key]) for r in records), key
     assert records[0]["kl_to_start"] == 0.0  # before any step the policy is the starting model
     assert records[-1]["kl_to_start"] > 0
-    assert all(0 < r["length"] <= 32 and r["finished_length"] <= 32 and math.isfinite(r["val_loss"]) for r in records)
+    assert all(0 < r["length"] <= 32 and r["finished_length"] <= 32 and r["nontrivial_length"] <= 32 and math.isfinite(r["val_loss"]) for r in records)
     assert records[1]["kl_to_start"] > 0  # the rewards of the first groups differed: the policy moved
 
 
@@ -309,6 +320,13 @@ def test_a_run_with_the_original_bodies_in_its_groups_trains_and_logs_the_sample
              if line.startswith("iter ")]
     assert len(rates) == 2 and all((rate / 12.5).is_integer() for rate in rates)
     assert read_log(base / "originals")[-1]["kl_to_start"] > 0
+
+
+def test_a_run_with_the_length_reward_reports_the_share_its_samples_kept(base):
+    result = run(rl_args(base, base / "length", "--max_iters=2", "--length_floor=1.0", "--eval_interval=2"))
+    credits = [float(re.search(r"length credit ([\d.]+)", line).group(1)) for line in result.stdout.splitlines()
+               if line.startswith("iter ")]
+    assert len(credits) == 2 and all(0 < credit <= 1 for credit in credits)
 
 
 def test_bad_settings_are_one_line_errors(base):
