@@ -602,16 +602,16 @@ while True:
         completions, finished = sample_groups(model, list(task_prompts), group_size, max_new_tokens, temperature,
                                               [sampler(int(seeds[i])) for i in mine], [ender(task) for task in tasks])
     members = group_size + original_in_group  # completions per task
+    originals = [encode(task.reference) for task in tasks]  # each task's original body (ids)
     if original_in_group:
         # the original body shows the policy code of the length and shape it would not have sampled
-        completions, finished = add_originals(completions, finished, [encode(task.reference) for task in tasks],
-                                               group_size, max_new_tokens)
+        completions, finished = add_originals(completions, finished, originals, group_size, max_new_tokens)
     prompts = [prompt for prompt in task_prompts for _ in range(members)]  # one per completion
     results = score([task for task in tasks for _ in range(members)], completions)
     credits = [1.0] * len(completions)
     if length_floor > 0:
-        originals = [decode(encode(task.reference)[:max_new_tokens]) for task in tasks]
-        credits = [length_credit(tasks[j // members], decode(ids), originals[j // members], length_floor)
+        original_texts = [decode(ids[:max_new_tokens]) for ids in originals]
+        credits = [length_credit(tasks[j // members], decode(ids), original_texts[j // members], length_floor)
                    for j, ids in enumerate(completions)]
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
