@@ -602,7 +602,8 @@ while True:
         completions, finished = sample_groups(model, list(task_prompts), group_size, max_new_tokens, temperature,
                                               [sampler(int(seeds[i])) for i in mine], [ender(task) for task in tasks])
     members = group_size + original_in_group  # completions per task
-    originals = [encode(task.reference) for task in tasks]  # each task's original body (ids)
+    # each task's original body (ids), for the groups and the length reward; encoded only where one is on
+    originals = [encode(task.reference) for task in tasks] if original_in_group or length_floor > 0 else []
     if original_in_group:
         # the original body shows the policy code of the length and shape it would not have sampled
         completions, finished = add_originals(completions, finished, originals, group_size, max_new_tokens)
