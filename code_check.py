@@ -333,24 +333,32 @@ def cut_completion(task, text):
 # -----------------------------------------------------------------------------
 # non-trivial: does the body do anything?
 
+TOKEN = re.compile(r"\w+|[^\s\w]")  # a word or one punctuation character
+
+
 def count_tokens(code):
-    return len(re.findall(r"\w+|[^\s\w]", code))
+    return len(TOKEN.findall(code))
 
 
-def code_tokens(task, completion):
-    """count_tokens of a completion's code alone: comments and string literals left out (CUDA:
-    counted_code's, #if regions too), so that padding a body with comments or a long string does not
-    make it longer. What train_rl.py's length reward (length_floor) measures."""
+def code_size(task, completion):
+    """How much code a completion holds, as train_rl.py's length reward (length_floor) counts it: the
+    distinct pairs of neighbouring code tokens, comments and string literals left out (CUDA:
+    counted_code's, #if regions too). Real code seldom repeats a pair, so this grows with its length,
+    but padding adds nothing: neither a comment or a long string, nor a statement, an argument or an
+    attribute written again (exploit 6, docs/rl.md)."""
     if task.language == "cuda":
-        return count_tokens(counted_code(completion))
-    kept = []
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(completion).readline):
-            if token.type not in (tokenize.COMMENT, tokenize.STRING):
-                kept.append(token.string)
-    except (tokenize.TokenError, SyntaxError):  # a body cut mid-statement: count what came before
-        pass
-    return count_tokens(" ".join(kept))
+        code = counted_code(completion)
+    else:
+        kept = []
+        try:
+            for token in tokenize.generate_tokens(io.StringIO(completion).readline):
+                if token.type not in (tokenize.COMMENT, tokenize.STRING):
+                    kept.append(token.string)
+        except (tokenize.TokenError, SyntaxError):  # a body cut mid-statement: count what came before
+            pass
+        code = " ".join(kept)
+    tokens = TOKEN.findall(code)
+    return len(set(zip(tokens, tokens[1:])))
 
 
 CONDITIONAL = re.compile(r"\s*#\s*(if|ifdef|ifndef|endif)\b")

@@ -273,12 +273,20 @@ def test_a_method_without_parameters_of_its_own_need_not_read_any():
                                             "    return super().close()\n")
 
 
-def test_code_tokens_leave_out_comments_and_string_literals():
+def test_code_size_counts_distinct_pairs_of_code_tokens_leaving_out_comments_and_strings():
     python = Task("python", "f", "def f(a):", "", "test")
     body = '\n    # a long comment, not code\n    b = a + 1  # nor this\n    s = "nor a long string"\n    return b\n'
-    assert code_check.code_tokens(python, body) == 9  # b = a + 1 (5), s = (2), return b (2)
+    assert code_check.code_size(python, body) == 8  # b = a + 1 s = return b: 9 tokens, 8 pairs
     cuda = Task("cuda", "k", "__global__ void k(float *y) {", "", "test")
-    assert code_check.code_tokens(cuda, '\n  // padding\n  y[0] = 1; /* more */ printf("%d");\n}') == 12  # y[0] = 1; (7), printf(); (4), }
+    assert code_check.code_size(cuda, '\n  // padding\n  y[0] = 1; /* more */ printf("%d");\n}') == 11  # y[0]=1;printf();}: 12 tokens
+
+
+def test_code_size_does_not_grow_with_repeated_code():
+    python = Task("python", "f", "def f(a):", "", "test")
+    once = "\n    return f(a)\n"
+    assert code_check.code_size(python, once) == 4  # return f, f (, ( a, a )
+    assert code_check.code_size(python, "\n    return f(a, a, a, a)\n") == 6  # adds a , and , a only
+    assert code_check.code_size(python, once + "    return f(a)\n") == 5  # adds ) return only
 
 
 def test_a_python_body_that_does_not_parse_fails():

@@ -111,11 +111,11 @@ def test_an_original_body_joins_each_group_cut_at_the_cap_and_unfinished_if_long
 
 def test_a_body_shorter_than_the_length_floor_keeps_that_share_of_its_reward():
     task = code_check.Task("python", "f", "def f(x):", "\n    y = x + 1\n    return y", "test")
-    original = task.reference                     # 7 code tokens: y = x + 1, return y
-    short = "\n    return x  # a comment is no code\ndef g():"  # 2 code tokens, cut at the dedent
-    assert rl["length_credit"](task, short, original, 1.0) == pytest.approx(2 / 7)
-    assert rl["length_credit"](task, short, original, 0.5) == pytest.approx(2 / 3.5)
-    assert rl["length_credit"](task, short, original, 0.25) == 1.0
+    original = task.reference                     # 6 pairs of code tokens: y = x + 1 return y
+    short = "\n    return x  # a comment is no code\ndef g():"  # 1 pair (return x), cut at the dedent
+    assert rl["length_credit"](task, short, original, 1.0) == pytest.approx(1 / 6)
+    assert rl["length_credit"](task, short, original, 0.5) == pytest.approx(1 / 3)
+    assert rl["length_credit"](task, short, original, 1 / 6) == 1.0
     assert rl["length_credit"](task, original, original, 1.0) == 1.0
 
 
