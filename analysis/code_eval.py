@@ -7,9 +7,9 @@ signature, the model samples --num_samples bodies, each cut where the body ends 
     python analysis/code_eval.py --out_dir=out-python-code --num_tasks=100
     python analysis/code_eval.py --out_dir=out-python-code --free_samples=50 --num_tasks=0 --show=3  # whole files
 
-Prints and writes out_dir/eval.json: the compile / parse rate, the non-trivial rate, pass@1 and
+Prints and writes out_dir/code_eval.json: the compile / parse rate, the non-trivial rate, pass@1 and
 pass@k (a pass: compiles and non-trivial; the unbiased estimator), the mean completion length, and
-three samples as they came (eval.json also holds every completion, its checks and first error line); with two anchors, the references' own bodies (all compile: that is how
+three samples as they came (code_eval.json also holds every completion, its checks and first error line); with two anchors, the references' own bodies (all compile: that is how
 tasks are chosen) and an empty body (compiles, never non-trivial). --free_samples=N: also N files
 sampled from nothing, cut at their last complete statement, and the share that parses (Python;
 --show=3 prints 3 of them).
@@ -136,7 +136,7 @@ def main():
         print(f"syntax validity: {report['free_samples']['syntax_validity']:.1%} of {len(cut)} samples "
               f"({settings['max_new_tokens']} tokens each, {kept:.1f} lines kept on average after the cut)")
 
-    path = os.path.join(settings["out_dir"], "eval.json")
+    path = os.path.join(settings["out_dir"], "code_eval.json")  # not eval.json: analysis/evaluate.py's, which compare.py reads
     with training.atomic_write(path) as tmp, open(tmp, "w") as f:
         json.dump(report, f, indent=1)
     print(f"\nwrote {path}")

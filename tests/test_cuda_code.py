@@ -53,7 +53,8 @@ def test_code_eval_writes_the_table_with_its_two_anchors(tmp_path):
     done = subprocess.run([sys.executable, "analysis/code_eval.py", f"--out_dir={out}", "--num_tasks=2",
                            "--num_samples=2", "--k=2", "--max_new_tokens=8", "--device=cpu"], **run)
     assert done.returncode == 0, done.stderr
-    report = json.loads((out / "eval.json").read_text())
+    report = json.loads((out / "code_eval.json").read_text())
+    assert not (out / "eval.json").exists()  # analysis/evaluate.py's name, which compare.py reads
     assert report["tasks"] == 2 and report["samples_per_task"] == 2 and len(report["samples"]) == 2
     assert report["rows"]["references"]["ok_rate"] == 1.0 == report["rows"]["references"]["pass@2"]
     assert report["rows"]["empty body"]["ok_rate"] == 1.0 and report["rows"]["empty body"]["nontrivial_rate"] == 0.0
