@@ -136,8 +136,9 @@ def sample_groups(model, prompts, n, max_new_tokens, temperature, generators, en
 def length_credit(task, completion, original, floor):
     """The share of its reward a completion (text) keeps under the length reward: 1 if its code
     (code_check.code_size: distinct pairs of code tokens, so that padding counts for nothing) is at
-    least floor x the original body's, less in proportion below that. Paid only on top of a passing check, it asks for bodies as long as
-    real ones; a length target in the reward is L1's (Aggarwal & Welleck 2025)."""
+    least floor x the original body's, less in proportion below that. Paid only on top of a passing
+    check, it asks for bodies as long as real ones; a length target in the reward is L1's (Aggarwal &
+    Welleck 2025)."""
     wanted = floor * code_check.code_size(task, original)
     written = code_check.code_size(task, code_check.cut_completion(task, completion))
     return min(1.0, written / wanted) if wanted > 0 else 1.0

@@ -9,8 +9,9 @@ signature, the model samples --num_samples bodies, each cut where the body ends 
 
 Prints and writes out_dir/code_eval.json: the compile / parse rate, the non-trivial rate, pass@1 and
 pass@k (a pass: compiles and non-trivial; the unbiased estimator), the mean completion length, and
-three samples as they came (code_eval.json also holds every completion, its checks and first error line); with two anchors, the references' own bodies (all compile: that is how
-tasks are chosen) and an empty body (compiles, never non-trivial). --free_samples=N: also N files
+three samples as they came (code_eval.json also holds every completion, its checks and first error
+line); with two anchors, the references' own bodies (all compile: that is how tasks are chosen) and
+an empty body (compiles, never non-trivial). --free_samples=N: also N files
 sampled from nothing, cut at their last complete statement, and the share that parses (Python;
 --show=3 prints 3 of them).
 Reads out_dir/best.pt (--ckpt=last: ckpt.pt).
@@ -136,7 +137,8 @@ def main():
         print(f"syntax validity: {report['free_samples']['syntax_validity']:.1%} of {len(cut)} samples "
               f"({settings['max_new_tokens']} tokens each, {kept:.1f} lines kept on average after the cut)")
 
-    path = os.path.join(settings["out_dir"], "code_eval.json")  # not eval.json: analysis/evaluate.py's, which compare.py reads
+    # not eval.json: that is analysis/evaluate.py's, which compare.py reads
+    path = os.path.join(settings["out_dir"], "code_eval.json")
     with training.atomic_write(path) as tmp, open(tmp, "w") as f:
         json.dump(report, f, indent=1)
     print(f"\nwrote {path}")

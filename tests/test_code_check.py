@@ -278,7 +278,7 @@ def test_code_size_counts_distinct_pairs_of_code_tokens_leaving_out_comments_and
     body = '\n    # a long comment, not code\n    b = a + 1  # nor this\n    s = "nor a long string"\n    return b\n'
     assert code_check.code_size(python, body) == 8  # b = a + 1 s = return b: 9 tokens, 8 pairs
     cuda = Task("cuda", "k", "__global__ void k(float *y) {", "", "test")
-    assert code_check.code_size(cuda, '\n  // padding\n  y[0] = 1; /* more */ printf("%d");\n}') == 11  # y[0]=1;printf();}: 12 tokens
+    assert code_check.code_size(cuda, '\n  // padding\n  y[0] = 1; /* more */ printf("%d");\n}') == 11  # 12 tokens
 
 
 def test_code_size_does_not_grow_with_repeated_code():
