@@ -64,6 +64,8 @@ class Result:
     reward: float     # 1 for ok and nontrivial, partial_credit for only ok (and MIN_TOKENS long), else 0
     length: int       # characters of the completion, as cut
     message: str      # the compiler's first error line, or why the check refused the code
+    correct: bool = False  # (execution check, train_rl's execution_reward) its output is the reference's
+    speedup: float = 0.0   # ... and the reference's time over its time, when correct
 
 
 def fail(message):
@@ -935,27 +937,38 @@ print(json.dumps({"compiled": True, **result}))
 """
 
 
-def kernelbench_check(problem_source, cuda_source, device="cuda", timeout=600):
-    """Build cuda_source with load_inline and run it against a KernelBench problem (its source
-    text, from kernelbench_problems) on device, all in the sandbox (no memory limit: CUDA reserves
-    terabytes of addresses). {"compiled", "correct", "message", "ms", "ref_ms", "speedup"}."""
+def run_harness(harness, files, device, timeout):
+    """A harness (Python source) run in the sandbox beside files, as `harness.py <this folder>
+    <device> <nvcc>`, with no memory limit (CUDA reserves terabytes of addresses); its verdict is the
+    JSON object on its last line of output. Without CUDA, or when a file #includes outside the CUDA
+    headers, it does not run. {"compiled", "correct", "message", "speedup", ...}"""
     import torch
-    if not torch.cuda.is_available():
-        return {"compiled": False, "correct": False, "message": "no CUDA device", "speedup": None}
-    refused = refused_include(cuda_source)
-    if refused:
-        return {"compiled": False, "correct": False, "message": refused, "speedup": None}
+    refused = "".join(refused_include(text) for name, text in files.items() if name.endswith(".cu"))
+    if not torch.cuda.is_available() or refused:
+        return {"compiled": False, "correct": False, "speedup": None,
+                "message": refused if torch.cuda.is_available() else "no CUDA device"}
     nvcc = find_nvcc()
     env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.path.dirname(nvcc), "/usr/bin", "/bin"]),
            **{key: os.environ[key] for key in ("CUDA_HOME", "CUDA_VISIBLE_DEVICES") if key in os.environ}}
-    done = run_sandboxed([sys.executable, "harness.py", os.path.dirname(os.path.abspath(__file__)), str(device)],
-                         files={"harness.py": HARNESS, "problem.py": problem_source, "kernel.cu": cuda_source},
-                         timeout=timeout, memory_bytes=None, max_processes=512, env=env)
+    done = run_sandboxed([sys.executable, "harness.py", os.path.dirname(os.path.abspath(__file__)), str(device), nvcc],
+                         files={"harness.py": harness, **files}, timeout=timeout, memory_bytes=None,
+                         max_processes=512, env=env)
     lines = done.stdout.strip().splitlines()
-    if done.timed_out or not lines:
-        why = f"timed out after {timeout} s" if done.timed_out else (done.stderr.strip().splitlines() or ["no output"])[-1]
+    why = f"timed out after {timeout} s" if done.timed_out else (done.stderr.strip().splitlines() or ["no output"])[-1]
+    try:  # a kernel's printf also reaches stdout: no verdict is a failure, never a crash here
+        verdict = json.loads(lines[-1]) if lines and not done.timed_out else None
+    except ValueError:
+        verdict = None
+    if not isinstance(verdict, dict):
         return {"compiled": False, "correct": False, "message": why, "speedup": None}
-    return json.loads(lines[-1])
+    return verdict
+
+
+def kernelbench_check(problem_source, cuda_source, device="cuda", timeout=600):
+    """Build cuda_source with load_inline and run it against a KernelBench problem (its source
+    text, from kernelbench_problems) on device, all in the sandbox (run_harness).
+    {"compiled", "correct", "message", "ms", "ref_ms", "speedup"}."""
+    return run_harness(HARNESS, {"problem.py": problem_source, "kernel.cu": cuda_source}, device, timeout)
 
 
 def fast_p(results, p=1.0):
@@ -963,6 +976,125 @@ def fast_p(results, p=1.0):
     fast as the reference (fast_0 is the share correct)."""
     return sum(bool(r.get("correct")) and r["speedup"] > p for r in results) / len(results)
 
+
+
+# -----------------------------------------------------------------------------
+# an execution reward for RL: KernelBench's elementwise problems as kernel bodies to write
+#
+# A whole KernelBench candidate (a torch extension with its host code) is far beyond a small model,
+# and load_inline spends tens of seconds compiling each one against torch's headers. train_rl.py's
+# execution reward asks for less: the body of one elementwise kernel of a fixed signature, behind a
+# fixed launcher. nvcc builds the two into a plain shared library in a second or two, and the
+# harness calls it through ctypes with the tensors' pointers.
+
+ELEMENTWISE_SIGNATURE = "__global__ void {kernel}(const float* __restrict__ x, float* __restrict__ y, int64_t n) {{"
+ELEMENTWISE_LAUNCHER = """
+
+extern "C" int launch(const float* x, float* y, int64_t n) {{
+    {kernel}<<<(unsigned int)((n + 255) / 256), 256>>>(x, y, n);
+    return (int)cudaGetLastError();
+}}
+"""
+
+
+def elementwise(problem_source):
+    """The forward's expression (self's numbers written in) if a KernelBench problem maps one float
+    tensor to one of the same shape element by element, with no init inputs and no parameters (ReLU,
+    GELU, ...), else None. Its get_inputs must return one tensor (read, not run: they are gigabytes);
+    its Model runs here, on the CPU, on small inputs: it is the benchmark's trusted reference, not
+    generated code. Element by element means y[i] depends on x[i] alone: mixing two inputs' elements
+    mixes the outputs the same way (which a softmax or a norm fails)."""
+    import inspect
+    import torch
+    tree = ast.parse(problem_source)
+    functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    returns = [node for node in ast.walk(functions.get("get_inputs", ast.Pass())) if isinstance(node, ast.Return)]
+    statements = [node for node in getattr(functions.get("forward"), "body", [])
+                  if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]  # not the docstring
+    if len(returns) != 1 or not (isinstance(returns[0].value, ast.List) and len(returns[0].value.elts) == 1) \
+            or len(statements) != 1 or not isinstance(statements[0], ast.Return):
+        return None  # one input, and a forward that is one return
+    namespace = {}
+    exec(compile(problem_source, "problem.py", "exec"), namespace)
+    if namespace["get_init_inputs"]():
+        return None
+    model = namespace["Model"]()
+    if list(model.parameters()) or list(model.buffers()) or len(inspect.signature(model.forward).parameters) != 1:
+        return None
+    generator = torch.Generator().manual_seed(0)
+    x, z = torch.randn(8, 32, generator=generator), torch.randn(8, 32, generator=generator)
+    mask = torch.rand(8, 32, generator=generator) < 0.5
+    with torch.no_grad():
+        y = model(x)
+        if not torch.is_tensor(y) or y.shape != x.shape or y.dtype != torch.float32:
+            return None
+        if not torch.allclose(model(torch.where(mask, x, z)), torch.where(mask, y, model(z)), atol=1e-6, rtol=1e-6):
+            return None
+    numbers = {name: value for name, value in vars(model).items() if isinstance(value, (int, float))}
+    return re.sub(r"self\.(\w+)", lambda m: repr(numbers.get(m.group(1), m.group(0))), ast.unparse(statements[0].value))
+
+
+def kernelbench_tasks(problems, split):
+    """A Task for each elementwise problem of {name: source} (kernelbench_problems): the CUDA
+    preamble, a comment giving the PyTorch expression, and a kernel of ELEMENTWISE_SIGNATURE up to
+    its "{". Held out ("val"): the problems whose number is a multiple of 4; the rest are "train".
+    No original body: the task's reference is empty, and its source is the problem's name."""
+    tasks = []
+    for name, source in problems.items():
+        expression = elementwise(source)
+        if expression is None or (int(name.split("_")[0]) % 4 == 0) != (split == "val"):
+            continue
+        kernel = re.sub(r"[^0-9a-z]", "", name.split("_", 1)[-1].lower()) + "_kernel"
+        prompt = (PREAMBLE + f"// KernelBench level 1, {name}: y = {expression}, element by element over the n floats of x\n"
+                  + ELEMENTWISE_SIGNATURE.format(kernel=kernel))
+        tasks.append(Task("cuda", kernel, prompt, "", name))
+    return tasks
+
+
+ELEMENTWISE_HARNESS = """import ctypes, json, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+import code_check, torch
+device, nvcc = sys.argv[2], sys.argv[3]
+# device code for this GPU; on the CPU (the tests) for an A100's, and the launch then fails
+major, minor = torch.cuda.get_device_capability(device) if device.startswith("cuda") else (8, 0)
+build = subprocess.run([nvcc, "-shared", "-Xcompiler", "-fPIC", "-O3", f"-arch=sm_{major}{minor}", "kernel.cu", "-o", "kernel.so"],
+                       capture_output=True, text=True)
+if build.returncode != 0:
+    errors = [line for line in (build.stdout + build.stderr).splitlines() if "error" in line] or ["nvcc failed"]
+    print(json.dumps({"compiled": False, "correct": False, "message": errors[0][:500], "speedup": None}))
+    raise SystemExit(0)
+library = ctypes.CDLL("./kernel.so")
+library.launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+
+def forward(x):
+    if x.dtype != torch.float32 or not x.is_contiguous():
+        raise RuntimeError("the launcher takes a contiguous float32 tensor")
+    y = torch.empty_like(x)
+    status = library.launch(x.data_ptr(), y.data_ptr(), x.numel())
+    if status != 0:
+        raise RuntimeError(f"the launch failed with CUDA error {status}")
+    return y
+
+try:
+    result = code_check.kernelbench_run(open("problem.py").read(), forward, device)
+except RuntimeError as e:  # a failed launch, or the kernel's own fault (an illegal address) at a synchronize
+    result = {"correct": False, "message": str(e).strip().splitlines()[0][:500], "speedup": None}
+print(json.dumps({"compiled": True, **result}))
+"""
+
+
+def elementwise_source(task, text):
+    """The CUDA file the execution check builds: the task's prompt, the body as cut, the launcher."""
+    return task.prompt + cut_completion(task, text) + ELEMENTWISE_LAUNCHER.format(kernel=task.name)
+
+
+def elementwise_check(problem_source, task, text, device="cuda", timeout=120):
+    """The kernel body `text` (a continuation of a kernelbench_tasks prompt) built behind the fixed
+    launcher with nvcc into a shared library and run against the problem through ctypes, all in the
+    sandbox (run_harness): kernelbench_run's correctness trials and timing.
+    {"compiled", "correct", "message", "ms", "ref_ms", "speedup"}."""
+    return run_harness(ELEMENTWISE_HARNESS, {"problem.py": problem_source, "kernel.cu": elementwise_source(task, text)},
+                       device, timeout)
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--sandbox"]:
     enter_sandbox(json.loads(sys.argv[2]), sys.argv[3:])

@@ -7,6 +7,7 @@ than its siblings. No reward model, no value network: the reward is a program's 
     python train_gpt.py config/python_code.py                  # first, a code model to start from
     python train_rl.py config/rl_python_cpu.py                 # then RL on it, ~15 minutes on a CPU
     torchrun --standalone --nproc_per_node=8 train_rl.py config/rl_cuda_gpu.py
+    python train_rl.py config/rl_kernelbench_gpu.py --kernelbench=kernelbench.tar.gz   # kernels run: correct, fast
 
 Each step: draw tasks_per_step training tasks; sample group_size completions of each with the KV
 cache; score them (code_check.py); turn the rewards into advantages, each completion's reward minus
@@ -23,6 +24,7 @@ import random
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 
 import torch
 import torch.distributed as dist
@@ -177,6 +179,10 @@ wandb_project = "tinyformers"
 wandb_run_name = "rl"
 # tasks and rewards (code_check.py)
 language = "python"           # 'python' (parses) or 'cuda' (compiles with nvcc)
+kernelbench = ""              # KernelBench's problems (kernelbench.tar.gz, or the folder holding KernelBench/): the tasks
+                              # are its elementwise level-1 kernels (code_check.kernelbench_tasks), not the dataset's
+execution_reward = False      # with kernelbench, on a GPU: +1 for a kernel whose output is the problem's, +1 more if it
+                              # is faster than PyTorch's (code_check.elementwise_check, in the sandbox)
 max_new_tokens = 128          # the longest completion; one still open then is scored as it stands
 fitting_tasks_only = False    # only tasks whose original body fits in max_new_tokens: a completion as long as
                               # the original could not finish, and an unfinished body is scored as it stands
@@ -230,11 +236,21 @@ configurator.check_settings(
              "optimizer": optimizers.OPTIMIZERS, "loss_average": ("token", "completion")})
 if group_size < 2:
     training.fail(f"group_size must be at least 2 (a group of one has no mean to compare with), got {group_size}")
+if kernelbench and language != "cuda":
+    training.fail("kernelbench's tasks are CUDA kernels: add --language=cuda")
+if kernelbench and (original_in_group or hint_iters or length_floor):
+    training.fail("kernelbench's tasks have no original body to add, hint or measure against: "
+                  "leave original_in_group, hint_iters and length_floor off")
+if execution_reward and not kernelbench:
+    training.fail("execution_reward runs KernelBench's problems: pass --kernelbench=kernelbench.tar.gz")
 ckpt_path = training.checkpoint_path(out_dir, "last")
 init_mode = init_from if init_from != "auto" else ("resume" if os.path.exists(ckpt_path) else "base")
 
 ddp = training.setup_distributed(device)
 device_type = ddp.device.split(":")[0]
+if execution_reward and device_type != "cuda":
+    training.fail(f"execution_reward runs the kernels, which needs a CUDA device, not {ddp.device}; "
+                  "without it the reward is the compile check's")
 precision = training.resolve_dtype(dtype, ddp.device)
 guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "iter", ckpt_path)
 if optimizer == "muon" and precision == "float16":
@@ -280,13 +296,16 @@ def load_tasks(split):
     and with fitting_tasks_only a task whose original body is longer than max_new_tokens.
     Prompts are code_check.open_ended's (a Python prompt without its last newline), each after
     <|endoftext|>, where the model learned files begin (as analysis/code_eval.py prompts it)."""
-    # code_check builds a split's tasks once and caches them in the dataset's directory: rank 0
-    # builds, the other ranks wait for it and read them
-    if ddp.enabled and not ddp.master:
-        dist.barrier()
-    tasks = code_check.dataset_tasks(data_path, split, language)
-    if ddp.enabled and ddp.master:
-        dist.barrier()
+    if kernelbench:
+        tasks = code_check.kernelbench_tasks(problems, split)
+    else:
+        # code_check builds a split's tasks once and caches them in the dataset's directory: rank 0
+        # builds, the other ranks wait for it and read them
+        if ddp.enabled and not ddp.master:
+            dist.barrier()
+        tasks = code_check.dataset_tasks(data_path, split, language)
+        if ddp.enabled and ddp.master:
+            dist.barrier()
     tasks = [code_check.open_ended(t) for t in tasks]
     kept = [(task, start + encode(task.prompt)) for task in tasks]
     kept = [(task, ids) for task, ids in kept if len(ids) + max_new_tokens <= block_size]
@@ -294,7 +313,7 @@ def load_tasks(split):
     if fitting_tasks_only:
         kept = [(task, ids) for task, ids in kept if len(encode(task.reference)) <= max_new_tokens]
     if not kept:
-        training.fail(f"none of the {len(tasks)} {language} {split} tasks in {data_path} has a prompt short enough "
+        training.fail(f"none of the {len(tasks)} {language} {split} tasks in {kernelbench or data_path} has a prompt short enough "
                       f"for max_new_tokens={max_new_tokens} in a context of {block_size} tokens"
                       + (" and a body that fits in max_new_tokens" if fitting_tasks_only else ""))
     if ddp.master:
@@ -322,9 +341,22 @@ def with_hint(task, ids):
 def score(tasks, completions):
     """code_check's Result for each (task, completion ids): reward 1 for a body that parses /
     compiles and does something, reward_valid for one that only parses / compiles, 0 otherwise.
-    nvcc runs in code_check's sandbox (a subprocess, several at once); nothing the model wrote ever
-    runs in this process."""
-    return code_check.score_many(tasks, [decode(ids) for ids in completions], partial_credit=reward_valid)
+    With execution_reward, a kernel that compiled and stores something is also run against its
+    problem: +1 if correct, +1 more if faster than PyTorch. nvcc and the kernels run in code_check's
+    sandbox (subprocesses); nothing the model wrote ever runs in this process."""
+    texts = [decode(ids) for ids in completions]
+    results = code_check.score_many(tasks, texts, partial_credit=reward_valid)
+    if not execution_reward:
+        return results
+    scored = []
+    for task, text, result in zip(tasks, texts, results):  # one at a time: kernels side by side time each other
+        if result.nontrivial:
+            run = code_check.elementwise_check(problems[task.source], task, text, ddp.device)
+            correct, speedup = bool(run["correct"]), run["speedup"] or 0.0
+            result = replace(result, reward=result.reward + correct + (correct and speedup > 1),
+                             correct=correct, speedup=speedup)
+        scored.append(result)
+    return scored
 
 
 def ender(task):
@@ -336,6 +368,7 @@ def ender(task):
     return ended
 
 
+problems = code_check.kernelbench_problems(kernelbench) if kernelbench else {}  # {name: source}
 train_tasks = [] if eval_only else load_tasks("train")  # (CUDA: the first run compiles every reference once)
 val_tasks = load_tasks("val")
 # the held-out tasks of every evaluation: a fixed sample of eval_tasks (a split's tasks come file by
@@ -353,7 +386,7 @@ elapsed_before = 0.0
 checkpoint = None
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="start with --init_from=base", resume=True)
-    training.check_resume_settings(config, checkpoint, ["base_dir", "language", "max_new_tokens", "fitting_tasks_only"], ckpt_path)
+    training.check_resume_settings(config, checkpoint, ["base_dir", "language", "kernelbench", "max_new_tokens", "fitting_tasks_only"], ckpt_path)
     model.load_state_dict(checkpoint["model"])
     iter_num = checkpoint["iter_num"]
     last_eval_iter = checkpoint["last_eval_iter"]
@@ -521,6 +554,9 @@ def evaluate():
         "distinct_1": distinct_n(completions, 1),
         "distinct_2": distinct_n(completions, 2),
     }
+    if execution_reward:  # KernelBench's fast_0 and fast_1, over completions
+        result["correct_rate"] = sum(r.correct for r in results) / n
+        result["fast_1"] = sum(r.correct and r.speedup > 1 for r in results) / n
     samples = [(val_tasks[t][0].prompt, code_check.cut_completion(val_tasks[t][0], decode(ids)), r.reward)
                for t, r, ids, *_ in records[:3 * eval_samples:eval_samples]]
     return result, samples
@@ -568,7 +604,8 @@ while True:
             print(f"step {iter_num}: held-out reward {result['reward']:.3f}, non-trivial {result['nontrivial_rate']:.1%} "
                   f"({result['nontrivial_length']:.1f} long), valid {result['valid_rate']:.1%}, pass@{eval_samples} {result['pass_at_k']:.1%}, "
                   f"length {result['length']:.1f} ({result['finished_rate']:.0%} finished, {result['finished_length']:.1f} long), KL {result['kl_to_start']:.4f}, entropy {result['entropy']:.3f}, "
-                  f"distinct-2 {result['distinct_2']:.3f}, val loss {val_loss:.4f}")
+                  f"distinct-2 {result['distinct_2']:.3f}, val loss {val_loss:.4f}"
+                  + (f", correct {result['correct_rate']:.1%}, fast_1 {result['fast_1']:.1%}" if execution_reward else ""))
             for prompt, text, reward in samples:
                 print(f"--- a held-out sample (reward {reward}):\n{prompt[-200:]}{text}\n---")
         metrics.log({"iter": iter_num, "val_loss": val_loss, **result, "lr": lr,

@@ -13,7 +13,8 @@ them go to a JSON report; the exit status is 1 if any check failed.
                with the weights of the same run in a plain process
   vit_speed    the ViT recipe's (config/vit_cifar10.py) training step: images/s and MFU
   kernelbench  code_check's KernelBench execution check: its reference ReLU kernel, compiled, against
-               KernelBench's ReLU problem (--kernelbench=kernelbench.tar.gz)
+               KernelBench's ReLU problem (--kernelbench=kernelbench.tar.gz), both as a load_inline
+               extension and as train_rl's execution reward builds it (the body behind a launcher)
 
     python bench/gpu_check.py --kernelbench=kernelbench.tar.gz  # the peak is looked up from the GPU's name
     python bench/gpu_check.py --peak_flops=312e12       # or given: one device's dense bf16 FLOP/s
@@ -306,12 +307,20 @@ def check_kernelbench():
         return ("SKIP" if result["correct"] else "FAIL", f"{code_check.RELU_PROBLEM}: no CUDA to compile for; the "
                 f"harness with torch.relu standing in for the kernel: correct {result['correct']}", result)
     result = code_check.kernelbench_check(problem, code_check.RELU_KERNEL, device)
-    figure = f"{code_check.RELU_PROBLEM}: compiled {result['compiled']}, correct {result['correct']}"
-    if result.get("speedup"):
-        figure += f", {result['speedup']:.2f}x PyTorch's speed"
-    if result.get("message"):
-        figure += f" ({result['message']})"
-    return "PASS" if result["compiled"] and result["correct"] else "FAIL", figure, result
+    # train_rl's execution reward: the same kernel's body behind the fixed launcher, through ctypes
+    (relu,) = code_check.cuda_tasks(code_check.RELU_KERNEL)
+    (task,) = code_check.kernelbench_tasks({code_check.RELU_PROBLEM: problem}, "train")
+    result["execution_reward"] = code_check.elementwise_check(problem, task, relu.reference, device)
+    figures = []
+    for name, run in (("load_inline", result), ("execution reward", result["execution_reward"])):
+        figure = f"{name}: compiled {run['compiled']}, correct {run['correct']}"
+        if run.get("speedup"):
+            figure += f", {run['speedup']:.2f}x PyTorch's speed"
+        if run.get("message"):
+            figure += f" ({run['message']})"
+        figures.append(figure)
+    passed = all(run["compiled"] and run["correct"] for run in (result, result["execution_reward"]))
+    return "PASS" if passed else "FAIL", f"{code_check.RELU_PROBLEM}: " + "; ".join(figures), result
 
 
 run_start = time.perf_counter()

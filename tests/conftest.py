@@ -37,3 +37,46 @@ def needs(*variables):
     missing = [v for v in variables if real_data(v) is None]
     return pytest.mark.skipif(bool(missing), reason="set " + " and ".join(
         f"{v} to {REAL_DATA[v]}" for v in missing) + " to run this test")
+
+
+# A KernelBench in miniature (KernelBench/level1/*.py, as in kernelbench.tar.gz): two elementwise
+# problems, one held out (its number a multiple of 4), and four that code_check.kernelbench_tasks
+# must leave out.
+MINI_KERNELBENCH = {
+    "19_ReLU": "return torch.relu(x)",
+    "20_LeakyReLU": "return torch.nn.functional.leaky_relu(x, negative_slope=self.negative_slope)",
+    "23_Softmax": "return torch.softmax(x, dim=1)",   # each output depends on its whole row
+    "37_FrobeniusNorm_": "return x / torch.norm(x)",  # ... on every element: mixing inputs shows it
+    "31_ELU": "return torch.nn.functional.elu(x, alpha=self.alpha)",  # an init input
+    "1_Matmul": "return torch.matmul(x, y)",          # two inputs
+}
+
+
+def kernelbench_problem(name, expression):
+    arguments = "x, y" if "y)" in expression else "x"
+    init = "[1.0]" if "alpha" in expression else "[]"
+    return f'''import torch
+class Model(torch.nn.Module):
+    def __init__(self, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = alpha
+        self.negative_slope = 0.01
+    def forward(self, {arguments}):
+        """{name}."""
+        {expression}
+batch_size = 4
+dim = 8
+def get_inputs():
+    return [{", ".join(f"torch.rand(batch_size, dim)" for _ in arguments.split(", "))}]
+def get_init_inputs():
+    return {init}
+'''
+
+
+@pytest.fixture(scope="session")
+def kernelbench_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kernelbench")
+    (root / "KernelBench" / "level1").mkdir(parents=True)
+    for name, expression in MINI_KERNELBENCH.items():
+        (root / "KernelBench" / "level1" / f"{name}.py").write_text(kernelbench_problem(name, expression))
+    return root

@@ -599,3 +599,82 @@ def test_fast_p_counts_correct_kernels_faster_than_p():
                {"correct": True, "speedup": 1.0}]
     assert code_check.fast_p(results, 1.0) == 1 / 4   # only the 2x one: 1.0x is not faster
     assert code_check.fast_p(results, 0.0) == 3 / 4   # fast_0: the share correct
+
+
+# -----------------------------------------------------------------------------
+# the execution reward's tasks: KernelBench's elementwise problems, one kernel body to write
+
+RELU_BODY = "\n    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;\n    if (i < n) y[i] = fmaxf(x[i], 0.0f);\n}"
+
+
+def test_the_tasks_are_the_elementwise_problems_with_every_fourth_number_held_out(kernelbench_dir):
+    problems = code_check.kernelbench_problems(str(kernelbench_dir))
+    (train,) = code_check.kernelbench_tasks(problems, "train")  # not softmax, a norm, ELU (init input), matmul
+    (val,) = code_check.kernelbench_tasks(problems, "val")
+    assert (train.name, train.source, train.reference) == ("relu_kernel", "19_ReLU", "")
+    assert train.prompt.startswith(PREAMBLE) and train.prompt.endswith(
+        "__global__ void relu_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n) {")
+    assert "y = torch.relu(x)" in train.prompt
+    assert val.source == "20_LeakyReLU" and "leaky_relu(x, negative_slope=0.01)" in val.prompt  # self's value written in
+
+
+@pytest.mark.skipif(not KERNELBENCH.exists(), reason="kernelbench.tar.gz is not on this machine")
+def test_level_1_holds_twelve_elementwise_problems_eight_for_training():
+    problems = code_check.kernelbench_problems(str(KERNELBENCH))
+    train, val = (code_check.kernelbench_tasks(problems, split) for split in ("train", "val"))
+    assert [t.source for t in val] == ["20_LeakyReLU", "28_HardSigmoid", "32_HardTanh", "88_MinGPTNewGelu"]
+    assert len(train) == 8 and "19_ReLU" in [t.source for t in train] and "23_Softmax" not in [t.source for t in train]
+
+
+def test_a_written_body_compiles_and_builds_behind_the_launcher_into_a_library_that_exports_it(kernelbench_dir, tmp_path):
+    import ctypes
+    import subprocess
+    (task,) = code_check.kernelbench_tasks(code_check.kernelbench_problems(str(kernelbench_dir)), "train")
+    assert code_check.score(task, RELU_BODY + "\n// after the body").reward == 1.0
+    (tmp_path / "kernel.cu").write_text(code_check.elementwise_source(task, RELU_BODY + "\n// after the body"))
+    subprocess.run([code_check.find_nvcc(), "-shared", "-Xcompiler", "-fPIC", "-arch=sm_80", "kernel.cu", "-o", "kernel.so"],
+                   cwd=tmp_path, check=True)
+    assert ctypes.CDLL(str(tmp_path / "kernel.so")).launch  # what the harness calls
+
+
+def run_elementwise_harness(kernelbench_dir, body):
+    """The harness as elementwise_check runs it, but on the CPU: everything up to the launch."""
+    import json
+    problems = code_check.kernelbench_problems(str(kernelbench_dir))
+    (task,) = code_check.kernelbench_tasks(problems, "train")
+    done = code_check.run_sandboxed([sys.executable, "harness.py", str(REPO), "cpu", code_check.find_nvcc()], files={
+        "harness.py": code_check.ELEMENTWISE_HARNESS, "problem.py": problems[task.source],
+        "kernel.cu": code_check.elementwise_source(task, body)}, timeout=120, memory_bytes=None, max_processes=512)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_harness_builds_the_kernel_in_the_sandbox_and_reports_the_launch_that_fails_without_a_gpu(kernelbench_dir):
+    verdict = run_elementwise_harness(kernelbench_dir, RELU_BODY)
+    assert verdict["compiled"] and not verdict["correct"] and "the launch failed with CUDA error" in verdict["message"]
+
+
+def test_the_harness_reports_nvccs_first_error_for_a_body_that_does_not_compile(kernelbench_dir):
+    verdict = run_elementwise_harness(kernelbench_dir, "\n    y[0] = ;\n}")
+    assert not verdict["compiled"] and "error" in verdict["message"] and "kernel.cu" in verdict["message"]
+
+
+def test_without_a_gpu_the_elementwise_check_says_so(kernelbench_dir):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: test_on_a_gpu_a_correct_body_passes_and_a_wrong_one_fails runs instead")
+    problems = code_check.kernelbench_problems(str(kernelbench_dir))
+    (task,) = code_check.kernelbench_tasks(problems, "train")
+    assert code_check.elementwise_check(problems[task.source], task, RELU_BODY)["message"] == "no CUDA device"
+
+
+def test_on_a_gpu_a_correct_body_passes_and_a_wrong_one_fails(kernelbench_dir):
+    import torch
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    problems = code_check.kernelbench_problems(str(kernelbench_dir))
+    (task,) = code_check.kernelbench_tasks(problems, "train")
+    right = code_check.elementwise_check(problems[task.source], task, RELU_BODY)
+    assert right["compiled"] and right["correct"] and right["speedup"] > 0
+    wrong = code_check.elementwise_check(problems[task.source], task, RELU_BODY.replace("fmaxf(x[i], 0.0f)", "x[i]"))
+    assert wrong["compiled"] and not wrong["correct"] and "wrong values" in wrong["message"]

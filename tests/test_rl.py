@@ -332,7 +332,9 @@ def test_a_run_with_the_length_reward_reports_the_share_its_samples_kept(base):
 def test_bad_settings_are_one_line_errors(base):
     for extra, message in [("--group_size=1", "group_size must be at least 2"),
                            ("--language=rust", "language must be"),
-                           ("--clip_eps=1.5", "clip_eps must be in [0, 1)")]:
+                           ("--clip_eps=1.5", "clip_eps must be in [0, 1)"),
+                           ("--kernelbench=kb", "kernelbench's tasks are CUDA kernels: add --language=cuda"),
+                           ("--execution_reward=True", "pass --kernelbench=kernelbench.tar.gz")]:
         result = run(rl_args(base, base / "bad", extra), check=False)
         assert result.returncode != 0 and result.stderr.strip().splitlines() == [
             next(line for line in result.stderr.splitlines() if line.startswith("error:"))]
@@ -360,3 +362,48 @@ def test_an_ablation_of_rl_settings_tables_each_runs_last_held_out_evaluation(ba
         assert results["variants"][variant]["mean"]["reward"] == last["reward"]
         assert results["variants"][variant]["mean"]["nontrivial_rate"] == 100 * last["nontrivial_rate"]
     assert "| no-std | std_normalize=False | 1 |" in (out_root / "results.md").read_text()
+
+
+# -----------------------------------------------------------------------------
+# KernelBench's elementwise problems as tasks (code_check.kernelbench_tasks), from a tiny CUDA model
+
+KERNEL = "__global__ void {name}(const float* __restrict__ x, float* __restrict__ y, int64_t n) {{\n" \
+         "    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;\n    if (i < n) y[i] = {expression};\n}}\n"
+
+
+@pytest.fixture(scope="module")
+def cuda_base(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rl-cuda")
+    (root / "kernels").mkdir()
+    for f in range(8):
+        kernels = [KERNEL.format(name=f"k{f}_{j}", expression=["fmaxf(x[i], 0.0f)", "tanhf(x[i])", f"x[i] * {j}.0f",
+                                                               "x[i] / (1.0f + fabsf(x[i]))"][(f + j) % 4]) for j in range(3)]
+        (root / "kernels" / f"k{f}.cu").write_text("#include <stdint.h>\n\n" + "\n".join(kernels))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "prepare/cuda_code.py", str(root / "kernels"), "--out_dir", str(root / "data" / "tinycuda"),
+                    "--vocab_size=300", "--val_fraction=0.5", "--num_proc=1"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "train_gpt.py", "config/cuda_code.py", "--n_layer=1", "--n_head=2", "--n_embd=32",
+                    "--block_size=384", "--batch_size=4", "--max_iters=20", "--lr_decay_iters=20", "--warmup_iters=2",
+                    "--eval_interval=20", "--eval_iters=1", "--log_interval=0", f"--data_dir={root / 'data'}",
+                    "--dataset=tinycuda", f"--out_dir={root / 'base'}"], cwd=ROOT, env=env, check=True, capture_output=True)
+    return root
+
+
+def test_a_run_on_kernelbench_tasks_trains_on_relu_and_evaluates_on_leaky_relu(cuda_base, kernelbench_dir):
+    out = cuda_base / "kernelbench"
+    result = run(rl_args(cuda_base, out, "--language=cuda", f"--kernelbench={kernelbench_dir}", "--max_iters=2",
+                         "--max_new_tokens=16", "--tasks_per_step=2"))
+    assert "1 train tasks" in result.stdout and "1 val tasks" in result.stdout  # of the six problems
+    assert "__global__ void leakyrelu_kernel(" in result.stdout  # the held-out samples printed
+    records = read_log(out)
+    assert [r["iter"] for r in records] == [0, 2] and all(0 < r["length"] <= 16 for r in records)
+    assert "correct_rate" not in records[-1]  # no execution reward, no execution figures
+
+
+def test_the_execution_reward_without_a_gpu_is_a_one_line_error(cuda_base, kernelbench_dir):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    result = run(rl_args(cuda_base, cuda_base / "no-gpu", "--language=cuda", f"--kernelbench={kernelbench_dir}",
+                         "--execution_reward=True"), check=False)
+    assert result.returncode != 0 and result.stderr.strip().startswith("error: execution_reward runs the kernels")
+    assert len(result.stderr.strip().splitlines()) == 1
