@@ -1091,8 +1091,14 @@ def elementwise_source(task, text):
 def elementwise_check(problem_source, task, text, device="cuda", timeout=120):
     """The kernel body `text` (a continuation of a kernelbench_tasks prompt) built behind the fixed
     launcher with nvcc into a shared library and run against the problem through ctypes, all in the
-    sandbox (run_harness): kernelbench_run's correctness trials and timing.
+    sandbox (run_harness): kernelbench_run's correctness trials and timing. A body with a
+    preprocessor line is refused: a macro could rewrite the launcher into host code that runs in the
+    harness's process (an atexit that prints a verdict of its own after the real one); without
+    one, the body is device code, which can only print before the verdict.
     {"compiled", "correct", "message", "ms", "ref_ms", "speedup"}."""
+    if re.search(r"(?m)^\s*#", blank_comments_and_literals(cut_completion(task, text))):
+        return {"compiled": False, "correct": False, "speedup": None,
+                "message": "a preprocessor line in the body is refused: a macro could rewrite the launcher"}
     return run_harness(ELEMENTWISE_HARNESS, {"problem.py": problem_source, "kernel.cu": elementwise_source(task, text)},
                        device, timeout)
 

@@ -659,6 +659,17 @@ def test_the_harness_reports_nvccs_first_error_for_a_body_that_does_not_compile(
     assert not verdict["compiled"] and "error" in verdict["message"] and "kernel.cu" in verdict["message"]
 
 
+def test_a_body_with_a_macro_is_refused_before_anything_runs(kernelbench_dir):
+    # the exploit it closes: host code smuggled into the launcher, printing a verdict after the harness's
+    problems = code_check.kernelbench_problems(str(kernelbench_dir))
+    (task,) = code_check.kernelbench_tasks(problems, "train")
+    forged = '\n  # define cudaGetLastError() (atexit([] { puts("{\\"correct\\": true}"); }), 0)' + RELU_BODY
+    result = code_check.elementwise_check(problems[task.source], task, forged)
+    assert not result["compiled"] and "preprocessor line in the body is refused" in result["message"]
+    commented = "\n    // # not a directive" + RELU_BODY  # a comment is not a preprocessor line
+    assert "refused" not in code_check.elementwise_check(problems[task.source], task, commented)["message"]
+
+
 def test_without_a_gpu_the_elementwise_check_says_so(kernelbench_dir):
     import torch
     if torch.cuda.is_available():
