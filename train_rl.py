@@ -374,6 +374,9 @@ val_tasks = load_tasks("val")
 # the held-out tasks of every evaluation: a fixed sample of eval_tasks (a split's tasks come file by
 # file, and the first ones would be a few files' functions), the same whatever the run's seed
 val_tasks = random.Random(0).sample(val_tasks, min(eval_tasks or len(val_tasks), len(val_tasks)))
+if ddp.master and not kernelbench:  # what a completion's length compares with: a body as long as the original's
+    print(f"{len(val_tasks)} held-out tasks: their original bodies, cut at max_new_tokens, are "
+          f"{sum(min(len(encode(task.reference)), max_new_tokens) for task, _ in val_tasks) / len(val_tasks):.1f} tokens long on average")
 
 # -----------------------------------------------------------------------------
 # the run's state: fresh from the base model, or resumed

@@ -327,6 +327,9 @@ def test_a_run_with_the_length_reward_reports_the_share_its_samples_kept(base):
     credits = [float(re.search(r"length credit ([\d.]+)", line).group(1)) for line in result.stdout.splitlines()
                if line.startswith("iter ")]
     assert len(credits) == 2 and all(0 < credit <= 1 for credit in credits)
+    # the length the floor asks for, printed once: the held-out originals, cut at max_new_tokens=32
+    yardstick = re.search(r"6 held-out tasks: their original bodies, cut at max_new_tokens, are ([\d.]+) tokens", result.stdout)
+    assert yardstick and 0 < float(yardstick.group(1)) <= 32
 
 
 def test_bad_settings_are_one_line_errors(base):
