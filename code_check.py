@@ -977,7 +977,6 @@ def fast_p(results, p=1.0):
     return sum(bool(r.get("correct")) and r["speedup"] > p for r in results) / len(results)
 
 
-
 # -----------------------------------------------------------------------------
 # an execution reward for RL: KernelBench's elementwise problems as kernel bodies to write
 #
@@ -1096,11 +1095,12 @@ def elementwise_check(problem_source, task, text, device="cuda", timeout=120):
     harness's process (an atexit that prints a verdict of its own after the real one); without
     one, the body is device code, which can only print before the verdict.
     {"compiled", "correct", "message", "ms", "ref_ms", "speedup"}."""
-    if re.search(r"(?m)^\s*#", blank_comments_and_literals(cut_completion(task, text))):
+    if re.search(r"(?m)^\s*(#|%:)", blank_comments_and_literals(cut_completion(task, text))):  # %: is C++'s digraph of #
         return {"compiled": False, "correct": False, "speedup": None,
                 "message": "a preprocessor line in the body is refused: a macro could rewrite the launcher"}
     return run_harness(ELEMENTWISE_HARNESS, {"problem.py": problem_source, "kernel.cu": elementwise_source(task, text)},
                        device, timeout)
+
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--sandbox"]:
     enter_sandbox(json.loads(sys.argv[2]), sys.argv[3:])

@@ -664,8 +664,9 @@ def test_a_body_with_a_macro_is_refused_before_anything_runs(kernelbench_dir):
     problems = code_check.kernelbench_problems(str(kernelbench_dir))
     (task,) = code_check.kernelbench_tasks(problems, "train")
     forged = '\n  # define cudaGetLastError() (atexit([] { puts("{\\"correct\\": true}"); }), 0)' + RELU_BODY
-    result = code_check.elementwise_check(problems[task.source], task, forged)
-    assert not result["compiled"] and "preprocessor line in the body is refused" in result["message"]
+    for body in (forged, forged.replace("#", "%:")):  # %: is C++'s other spelling of #
+        result = code_check.elementwise_check(problems[task.source], task, body)
+        assert not result["compiled"] and "preprocessor line in the body is refused" in result["message"]
     commented = "\n    // # not a directive" + RELU_BODY  # a comment is not a preprocessor line
     assert "refused" not in code_check.elementwise_check(problems[task.source], task, commented)["message"]
 
