@@ -908,7 +908,8 @@ def kernelbench_run(problem_source, forward, device, trials=3, seed=0):
     result = {"correct": False, "message": "", "ms": None, "ref_ms": None, "speedup": None}
     for trial in range(trials):
         torch.manual_seed(seed + 1 + trial)
-        inputs = [x.to(device) if torch.is_tensor(x) else x for x in namespace["get_inputs"]()]
+        with torch.device(device):  # drawn where they are used: level 1's inputs are up to gigabytes
+            inputs = [x.to(device) if torch.is_tensor(x) else x for x in namespace["get_inputs"]()]
         message = kernelbench_trial(forward, model, inputs, extra)
         if message:
             result["message"] = f"trial {trial + 1}: {message}"
@@ -989,7 +990,8 @@ def fast_p(results, p=1.0):
 ELEMENTWISE_SIGNATURE = "__global__ void {kernel}(const float* __restrict__ x, float* __restrict__ y, int64_t n) {{"
 ELEMENTWISE_LAUNCHER = """
 
-extern "C" int launch(const float* x, float* y, int64_t n) {{
+extern "C" int launch(const float* x, float* y, int64_t n, int device) {{
+    cudaSetDevice(device);  // this library's CUDA runtime is its own: tell it the GPU torch's tensors are on
     {kernel}<<<(unsigned int)((n + 255) / 256), 256>>>(x, y, n);
     return (int)cudaGetLastError();
 }}
@@ -1063,13 +1065,13 @@ if build.returncode != 0:
     print(json.dumps({"compiled": False, "correct": False, "message": errors[0][:500], "speedup": None}))
     raise SystemExit(0)
 library = ctypes.CDLL("./kernel.so")
-library.launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+library.launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
 
 def forward(x):
     if x.dtype != torch.float32 or not x.is_contiguous():
         raise RuntimeError("the launcher takes a contiguous float32 tensor")
     y = torch.empty_like(x)
-    status = library.launch(x.data_ptr(), y.data_ptr(), x.numel())
+    status = library.launch(x.data_ptr(), y.data_ptr(), x.numel(), max(x.get_device(), 0))
     if status != 0:
         raise RuntimeError(f"the launch failed with CUDA error {status}")
     return y
