@@ -1046,8 +1046,8 @@ def kernelbench_tasks(problems, split):
         if expression is None or (int(name.split("_")[0]) % 4 == 0) != (split == "val"):
             continue
         kernel = re.sub(r"[^0-9a-z]", "", name.split("_", 1)[-1].lower()) + "_kernel"
-        prompt = (PREAMBLE + f"// KernelBench level 1, {name}: y = {expression}, element by element over the n floats of x\n"
-                  + ELEMENTWISE_SIGNATURE.format(kernel=kernel))
+        comment = f"// KernelBench level 1, {name}: y = {expression}, element by element over the n floats of x\n"
+        prompt = PREAMBLE + comment + ELEMENTWISE_SIGNATURE.format(kernel=kernel)
         tasks.append(Task("cuda", kernel, prompt, "", name))
     return tasks
 
@@ -1058,8 +1058,8 @@ import code_check, torch
 device, nvcc = sys.argv[2], sys.argv[3]
 # device code for this GPU; on the CPU (the tests) for an A100's, and the launch then fails
 major, minor = torch.cuda.get_device_capability(device) if device.startswith("cuda") else (8, 0)
-build = subprocess.run([nvcc, "-shared", "-Xcompiler", "-fPIC", "-O3", f"-arch=sm_{major}{minor}", "kernel.cu", "-o", "kernel.so"],
-                       capture_output=True, text=True)
+build = subprocess.run([nvcc, "-shared", "-Xcompiler", "-fPIC", "-O3", f"-arch=sm_{major}{minor}",
+                        "kernel.cu", "-o", "kernel.so"], capture_output=True, text=True)
 if build.returncode != 0:
     errors = [line for line in (build.stdout + build.stderr).splitlines() if "error" in line] or ["nvcc failed"]
     print(json.dumps({"compiled": False, "correct": False, "message": errors[0][:500], "speedup": None}))
@@ -1097,7 +1097,8 @@ def elementwise_check(problem_source, task, text, device="cuda", timeout=120):
     harness's process (an atexit that prints a verdict of its own after the real one); without
     one, the body is device code, which can only print before the verdict.
     {"compiled", "correct", "message", "ms", "ref_ms", "speedup"}."""
-    if re.search(r"(?m)^\s*(#|%:)", blank_comments_and_literals(cut_completion(task, text))):  # %: is C++'s digraph of #
+    body = blank_comments_and_literals(cut_completion(task, text))
+    if re.search(r"(?m)^\s*(#|%:)", body):  # %: is C++'s digraph of #
         return {"compiled": False, "correct": False, "speedup": None,
                 "message": "a preprocessor line in the body is refused: a macro could rewrite the launcher"}
     return run_harness(ELEMENTWISE_HARNESS, {"problem.py": problem_source, "kernel.cu": elementwise_source(task, text)},

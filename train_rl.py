@@ -313,8 +313,8 @@ def load_tasks(split):
     if fitting_tasks_only:
         kept = [(task, ids) for task, ids in kept if len(encode(task.reference)) <= max_new_tokens]
     if not kept:
-        training.fail(f"none of the {len(tasks)} {language} {split} tasks in {kernelbench or data_path} has a prompt short enough "
-                      f"for max_new_tokens={max_new_tokens} in a context of {block_size} tokens"
+        training.fail(f"none of the {len(tasks)} {language} {split} tasks in {kernelbench or data_path} has a prompt "
+                      f"short enough for max_new_tokens={max_new_tokens} in a context of {block_size} tokens"
                       + (" and a body that fits in max_new_tokens" if fitting_tasks_only else ""))
     if ddp.master:
         print(f"{len(kept)} {split} tasks ({too_long} with a longer prompt left out"
@@ -375,8 +375,9 @@ val_tasks = load_tasks("val")
 # file, and the first ones would be a few files' functions), the same whatever the run's seed
 val_tasks = random.Random(0).sample(val_tasks, min(eval_tasks or len(val_tasks), len(val_tasks)))
 if ddp.master and not kernelbench:  # what a completion's length compares with: a body as long as the original's
+    original_length = sum(min(len(encode(task.reference)), max_new_tokens) for task, _ in val_tasks) / len(val_tasks)
     print(f"{len(val_tasks)} held-out tasks: their original bodies, cut at max_new_tokens, are "
-          f"{sum(min(len(encode(task.reference)), max_new_tokens) for task, _ in val_tasks) / len(val_tasks):.1f} tokens long on average")
+          f"{original_length:.1f} tokens long on average")
 
 # -----------------------------------------------------------------------------
 # the run's state: fresh from the base model, or resumed
@@ -389,7 +390,8 @@ elapsed_before = 0.0
 checkpoint = None
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="start with --init_from=base", resume=True)
-    training.check_resume_settings(config, checkpoint, ["base_dir", "language", "kernelbench", "max_new_tokens", "fitting_tasks_only"], ckpt_path)
+    training.check_resume_settings(config, checkpoint, ["base_dir", "language", "kernelbench", "max_new_tokens",
+                                                         "fitting_tasks_only"], ckpt_path)
     model.load_state_dict(checkpoint["model"])
     iter_num = checkpoint["iter_num"]
     last_eval_iter = checkpoint["last_eval_iter"]
