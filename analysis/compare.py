@@ -259,6 +259,9 @@ if any("nontrivial_rate" in record for run in runs for record in run["records"])
          "non-trivial and parses / compiles", percent=True)
     plot("rl-length", "Completion length per RL step", "iter", ("length",), "RL step", "tokens per completion")
     plot("rl-kl", "KL to the starting model per RL step", "iter", ("kl_to_start",), "RL step", "nats per token")
+    if any("correct_rate" in record for run in runs for record in run["records"]):  # with execution_reward
+        plot("rl-correct", "Held-out correct kernels per RL step", "iter", ("correct_rate",), "RL step",
+             "correct on KernelBench's check", percent=True)
 if kind == "vit":
     # with --val_images the epochs' evaluations were of held-out training images, not of the test split
     held_out = [bool((run["config"] or {}).get("val_images")) for run in runs]

@@ -138,6 +138,19 @@ def test_vit_runs_get_a_top1_plot_and_their_best_top1(tmp_path, monkeypatch):
     assert result["runs"][0]["records"][2]["flops"] == 3840 * ViT(ViTConfig(**VIT_ARGS)).estimate_flops_per_image()
 
 
+def test_rl_runs_get_their_held_out_plots_and_a_correct_plot_when_one_ran_kernels(tmp_path, monkeypatch):
+    records = [{"iter": 10 * i, "val_loss": 2.0 + 0.01 * i, "nontrivial_rate": 0.2 * i, "length": 90 - 10 * i,
+                "kl_to_start": 0.1 * i, "lr": 1e-4, "tokens_seen": 6400 * i, "elapsed_s": 60.0 * i + 5} for i in range(3)]
+    compiled = write_run(tmp_path / "rl-compile", "gpt", records, {"language": "cuda"}, GPT_ARGS)
+    executed = write_run(tmp_path / "rl-execution", "gpt", [{**r, "correct_rate": 0.1 * i, "fast_1": 0.0}
+                                                            for i, r in enumerate(records)],
+                         {"language": "cuda", "execution_reward": True}, GPT_ARGS)
+    names = lambda result: {os.path.basename(path)[2:-4] for path, _ in result["plots"]}
+    alone = names(compare(monkeypatch, compiled, f"--out={tmp_path / 'a.html'}"))
+    assert {"rl-nontrivial", "rl-length", "rl-kl"} <= alone and "rl-correct" not in alone
+    assert "rl-correct" in names(compare(monkeypatch, compiled, executed, f"--out={tmp_path / 'b.html'}"))
+
+
 def test_held_out_vit_runs_take_the_summary_from_test_json_and_label_their_curve_held_out(tmp_path, monkeypatch):
     records = [{"epoch": e, "step": 10 * e, "train_loss": 2.0, "val_loss": 1.9, "top1": [0.3, 0.5][e - 1], "top5": 1.0,
                 "lr": 1e-3, "images_seen": 1280 * e, "elapsed_s": 5.0 * e} for e in (1, 2)]
