@@ -179,10 +179,10 @@ wandb_project = "tinyformers"
 wandb_run_name = "rl"
 # tasks and rewards (code_check.py)
 language = "python"           # 'python' (parses) or 'cuda' (compiles with nvcc)
-kernelbench = ""              # KernelBench's problems (kernelbench.tar.gz, or the folder holding KernelBench/): the tasks
-                              # are its elementwise level-1 kernels (code_check.kernelbench_tasks), not the dataset's
-execution_reward = False      # with kernelbench, on a GPU: +1 for a kernel whose output is the problem's, +1 more if it
-                              # is faster than PyTorch's (code_check.elementwise_check, in the sandbox)
+kernelbench = ""              # KernelBench (kernelbench.tar.gz or its folder): tasks are its elementwise level-1 kernels
+                              # (code_check.kernelbench_tasks), not the dataset's; the folder holds KernelBench/
+execution_reward = False      # with kernelbench, on a GPU: +1 for a correct kernel, +1 more if faster than PyTorch
+                              # (code_check.elementwise_check, in the sandbox)
 max_new_tokens = 128          # the longest completion; one still open then is scored as it stands
 fitting_tasks_only = False    # only tasks whose original body fits in max_new_tokens: a completion as long as
                               # the original could not finish, and an unfinished body is scored as it stands
