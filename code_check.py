@@ -944,10 +944,11 @@ def run_harness(harness, files, device, timeout):
     JSON object on its last line of output. Without CUDA, or when a file #includes outside the CUDA
     headers, it does not run. {"compiled", "correct", "message", "speedup", ...}"""
     import torch
+    if not torch.cuda.is_available():
+        return {"compiled": False, "correct": False, "message": "no CUDA device", "speedup": None}
     refused = "".join(refused_include(text) for name, text in files.items() if name.endswith(".cu"))
-    if not torch.cuda.is_available() or refused:
-        return {"compiled": False, "correct": False, "speedup": None,
-                "message": refused if torch.cuda.is_available() else "no CUDA device"}
+    if refused:
+        return {"compiled": False, "correct": False, "message": refused, "speedup": None}
     nvcc = find_nvcc()
     env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), os.path.dirname(nvcc), "/usr/bin", "/bin"]),
            **{key: os.environ[key] for key in ("CUDA_HOME", "CUDA_VISIBLE_DEVICES") if key in os.environ}}
@@ -1042,8 +1043,16 @@ def kernelbench_tasks(problems, split):
     No original body: the task's reference is empty, and its source is the problem's name."""
     tasks = []
     for name, source in problems.items():
-        expression = elementwise(source)
-        if expression is None or (int(name.split("_")[0]) % 4 == 0) != (split == "val"):
+        number = name.split("_")[0]
+        if not number.isdigit():
+            fail(f"KernelBench problem {name}.py: its name must start with its number, as 19_ReLU.py does")
+        if (int(number) % 4 == 0) != (split == "val"):
+            continue  # the other split's: not run
+        try:
+            expression = elementwise(source)
+        except Exception as e:  # the problem's own code: a one-line error, not its traceback
+            fail(f"KernelBench problem {name}.py does not run: {type(e).__name__}: {e}")
+        if expression is None:
             continue
         kernel = re.sub(r"[^0-9a-z]", "", name.split("_", 1)[-1].lower()) + "_kernel"
         comment = f"// KernelBench level 1, {name}: y = {expression}, element by element over the n floats of x\n"

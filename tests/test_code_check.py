@@ -618,6 +618,16 @@ def test_the_tasks_are_the_elementwise_problems_with_every_fourth_number_held_ou
     assert val.source == "20_LeakyReLU" and "leaky_relu(x, negative_slope=0.01)" in val.prompt  # self's value written in
 
 
+def test_a_problem_that_does_not_run_or_has_no_number_is_a_one_line_error():
+    broken = TINY_RELU.replace("import torch", "import torch\nimport no_such_module")
+    for problems, message in [({"19_ReLU": broken}, "19_ReLU.py does not run: ModuleNotFoundError"),
+                              ({"ReLU": TINY_RELU}, "ReLU.py: its name must start with its number")]:
+        with pytest.raises(SystemExit) as exit_:
+            code_check.kernelbench_tasks(problems, "train")
+        assert str(exit_.value).startswith("error: KernelBench problem") and message in str(exit_.value)
+        assert "\n" not in str(exit_.value)
+
+
 @pytest.mark.skipif(not KERNELBENCH.exists(), reason="kernelbench.tar.gz is not on this machine")
 def test_level_1_holds_twelve_elementwise_problems_eight_for_training():
     problems = code_check.kernelbench_problems(str(KERNELBENCH))
