@@ -61,7 +61,8 @@ class Task:
 class Result:
     ok: bool          # compiles (CUDA) / parses (Python)
     nontrivial: bool  # writes through a pointer parameter / does something
-    reward: float     # 1 for ok and nontrivial, partial_credit for only ok (and MIN_TOKENS long), else 0
+    reward: float     # 1 for ok and nontrivial, partial_credit for only ok (and MIN_TOKENS long), store_credit
+                      # for a CUDA body that stores but does not compile, else 0
     length: int       # characters of the completion, as cut
     message: str      # the compiler's first error line, or why the check refused the code
     correct: bool = False  # (execution check, train_rl's execution_reward) its output is the reference's
@@ -716,29 +717,39 @@ def parses(source):
         return False, f"{type(e).__name__}: {e}"
 
 
-def score(task, text, partial_credit=0.0):
+def score(task, text, partial_credit=0.0, store_credit=0.0):
     """Result for a model's continuation `text` of task.prompt: cut where the body ends, then
     compiled (nvcc) / parsed (ast) and checked for doing something. reward: 1 when both hold,
     partial_credit when it compiles / parses and has MIN_TOKENS tokens without doing anything,
-    else 0. The empty body compiles: paid for compiling, it is the first thing a policy learns to
-    write (docs/rl.md), so partial credit wants some code."""
+    store_credit when a CUDA body stores through a pointer parameter but does not compile (a
+    Python body that does not parse cannot be checked for doing anything), else 0. The empty body
+    compiles: paid for compiling, it is the first thing a policy learns to write (docs/rl.md), so
+    partial credit wants some code."""
     completion = cut_completion(task, text)
+    stores = False
     if task.language == "cuda":
         ok, message = compile_cuda(task.prompt + completion + instantiation(task))
-        nontrivial = ok and cuda_nontrivial(task, completion)
+        stores = cuda_nontrivial(task, completion)
+        nontrivial = ok and stores
         tokens = count_tokens(counted_code(completion))
     else:
         ok, message = parses(task.prompt + completion)
         nontrivial = ok and python_nontrivial(task, completion)
         tokens = count_tokens(completion)
-    reward = 1.0 if nontrivial else partial_credit if ok and tokens >= MIN_TOKENS else 0.0
+    if nontrivial:
+        reward = 1.0
+    elif ok and tokens >= MIN_TOKENS:
+        reward = partial_credit
+    else:
+        reward = store_credit if stores else 0.0
     return Result(ok, nontrivial, reward, len(completion), message)
 
 
-def score_many(tasks, texts, partial_credit=0.0, workers=None):
+def score_many(tasks, texts, partial_credit=0.0, store_credit=0.0, workers=None):
     """score() of each (task, text) pair, nvcc running in `workers` threads (default: the cores)."""
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        return list(pool.map(lambda pair: score(*pair, partial_credit=partial_credit), zip(tasks, texts)))
+        return list(pool.map(lambda pair: score(*pair, partial_credit=partial_credit, store_credit=store_credit),
+                             zip(tasks, texts)))
 
 
 def pass_at_k(n, c, k):

@@ -191,6 +191,7 @@ hint_iters = 0                # reverse curriculum (R3, Xi et al. 2024): a train
 original_in_group = False     # each task's original body joins its group as one more completion, scored like the
                               # samples (off-policy guidance, LUFFY: Yan et al. 2025)
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
+reward_store = 0.0            # CUDA: partial credit for a body that stores through a pointer parameter but does not compile
 length_floor = 0.0            # a body whose code is shorter than length_floor x its original body's (cut at max_new_tokens)
                               # keeps only that share of its reward (length_credit; 0: off)
 # GRPO
@@ -231,11 +232,13 @@ globals().update(config)
 configurator.check_settings(
     config, at_least_1="eval_interval eval_samples eval_iters max_new_tokens tasks_per_step updates_per_batch batch_size",
     at_least_0="eval_tasks log_interval hint_iters length_floor kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
-    positive="temperature eval_temperature clip_eps learning_rate", below_1="reward_valid clip_eps beta1 beta2",
+    positive="temperature eval_temperature clip_eps learning_rate", below_1="reward_valid reward_store clip_eps beta1 beta2",
     choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"),
              "optimizer": optimizers.OPTIMIZERS, "loss_average": ("token", "completion")})
 if group_size < 2:
     training.fail(f"group_size must be at least 2 (a group of one has no mean to compare with), got {group_size}")
+if reward_store and language != "cuda":
+    training.fail("reward_store pays a kernel that stores through a pointer but does not compile: it needs --language=cuda")
 if kernelbench and language != "cuda":
     training.fail("kernelbench's tasks are CUDA kernels: add --language=cuda")
 if kernelbench and (original_in_group or hint_iters or length_floor):
@@ -340,12 +343,13 @@ def with_hint(task, ids):
 
 def score(tasks, completions):
     """code_check's Result for each (task, completion ids): reward 1 for a body that parses /
-    compiles and does something, reward_valid for one that only parses / compiles, 0 otherwise.
+    compiles and does something, reward_valid for one that only parses / compiles, reward_store for a
+    kernel that stores through a pointer but does not compile, 0 otherwise.
     With execution_reward, a kernel that compiled and stores something is also run against its
     problem: +1 if correct, +1 more if faster than PyTorch. nvcc and the kernels run in code_check's
     sandbox (subprocesses); nothing the model wrote ever runs in this process."""
     texts = [decode(ids) for ids in completions]
-    results = code_check.score_many(tasks, texts, partial_credit=reward_valid)
+    results = code_check.score_many(tasks, texts, partial_credit=reward_valid, store_credit=reward_store)
     if not execution_reward:
         return results
     scored = []

@@ -153,6 +153,17 @@ def test_an_empty_body_compiles_but_scores_nothing():
     assert code_check.score(task, "\n  out[threadIdx.x] = 1.0f;\n}").reward == 1.0
 
 
+def test_store_credit_pays_a_kernel_that_stores_but_does_not_compile_and_nothing_else():
+    task = Task("cuda", "k", PREAMBLE + "__global__ void k(float* out, int n) {", "", "test")
+    stores = code_check.score(task, "\n  out[threadIdx.x] = undeclared_name;\n}", 0.1, 0.2)
+    assert not stores.ok and not stores.nontrivial and stores.reward == 0.2
+    assert code_check.score(task, "\n  int i = threadIdx.x;\n  x[i] = 1;\n}", 0.1, 0.2).reward == 0.0  # x: no parameter
+    assert code_check.score(task, "\n  int i = threadIdx.x;\n}", 0.1, 0.2).reward == 0.1  # compiles, stores nothing
+    assert code_check.score(task, "\n  out[threadIdx.x] = 1.0f;\n}", 0.1, 0.2).reward == 1.0
+    python = Task("python", "f", "def f(x):\n", "", "test")
+    assert code_check.score(python, "    return x +\n", 0.1, 0.2).reward == 0.0  # unparsed: nothing to check
+
+
 def test_a_template_kernel_is_instantiated_so_that_its_body_is_compiled():
     task = Task("cuda", "k", PREAMBLE + "template <typename T, int BLOCK, bool FAST = false>\n"
                 "__global__ void k(T* out, int n) {", "", "test")

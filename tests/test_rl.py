@@ -337,7 +337,8 @@ def test_bad_settings_are_one_line_errors(base):
                            ("--language=rust", "language must be"),
                            ("--clip_eps=1.5", "clip_eps must be in [0, 1)"),
                            ("--kernelbench=kb", "kernelbench's tasks are CUDA kernels: add --language=cuda"),
-                           ("--execution_reward=True", "pass --kernelbench=kernelbench.tar.gz")]:
+                           ("--execution_reward=True", "pass --kernelbench=kernelbench.tar.gz"),
+                           ("--reward_store=0.1", "reward_store pays a kernel that stores")]:
         result = run(rl_args(base, base / "bad", extra), check=False)
         assert result.returncode != 0 and result.stderr.strip().splitlines() == [
             next(line for line in result.stderr.splitlines() if line.startswith("error:"))]
