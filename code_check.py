@@ -61,8 +61,8 @@ class Task:
 class Result:
     ok: bool          # compiles (CUDA) / parses (Python)
     nontrivial: bool  # writes through a pointer parameter / does something
-    reward: float     # 1 for ok and nontrivial, partial_credit for only ok (and MIN_TOKENS long), store_credit
-                      # for a CUDA body that stores but does not compile, else 0
+    reward: float     # 1 for ok and nontrivial, partial_credit for only ok (and MIN_TOKENS long), store_credit /
+                      # nvcc's errors for a CUDA body that stores but does not compile, else 0
     length: int       # characters of the completion, as cut
     message: str      # the compiler's first error line, or why the check refused the code
     correct: bool = False  # (execution check, train_rl's execution_reward) its output is the reference's
@@ -693,20 +693,25 @@ def refused_include(source):
 
 @functools.lru_cache(maxsize=65536)
 def compile_cuda(source, timeout=30.0):
-    """(compiles, first error line) for a CUDA source file: nvcc -ptx -arch=sm_80 (device code to
-    PTX, no GPU needed) in the sandbox, with only the CUDA toolkit's own include paths. Cached by
-    text: an RL batch repeats itself."""
+    """(compiles, first error line, errors) for a CUDA source file: nvcc -ptx -arch=sm_80 (device code
+    to PTX, no GPU needed) in the sandbox, with only the CUDA toolkit's own include paths. errors is
+    nvcc's own count, 0 when it compiles, None when nothing counted them: a refused #include, a
+    timeout, or the preprocessor stopping first (a stray #endif, an #error), which hides every error
+    after it. Cached by text: an RL batch repeats itself."""
     refused = refused_include(source)
     if refused:
-        return False, refused
+        return False, refused, None
     done = run_sandboxed([find_nvcc(), "-ptx", "-arch=sm_80", "kernel.cu", "-o", "kernel.ptx"],
                          files={"kernel.cu": source}, timeout=timeout)
     if done.timed_out:
-        return False, f"nvcc timed out after {timeout:g} s"
-    errors = [line for line in (done.stdout + done.stderr).splitlines() if "error" in line]
+        return False, f"nvcc timed out after {timeout:g} s", None
     if done.returncode == 0:
-        return True, ""
-    return False, (errors or (done.stdout + done.stderr).strip().splitlines() or [f"nvcc exit {done.returncode}"])[0]
+        return True, "", 0
+    output = done.stdout + done.stderr
+    errors = [line for line in output.splitlines() if "error" in line]
+    count = re.search(r"^(\d+) errors? detected", output, re.MULTILINE)  # the compiler's last line
+    return False, (errors or output.strip().splitlines() or [f"nvcc exit {done.returncode}"])[0], \
+        int(count.group(1)) if count else None
 
 
 def parses(source):
@@ -721,14 +726,16 @@ def score(task, text, partial_credit=0.0, store_credit=0.0):
     """Result for a model's continuation `text` of task.prompt: cut where the body ends, then
     compiled (nvcc) / parsed (ast) and checked for doing something. reward: 1 when both hold,
     partial_credit when it compiles / parses and has MIN_TOKENS tokens without doing anything,
-    store_credit when a CUDA body stores through a pointer parameter but does not compile (a
-    Python body that does not parse cannot be checked for doing anything), else 0. The empty body
+    store_credit / nvcc's error count when a CUDA body stores through a pointer parameter but does not
+    compile (the fewer errors, the nearer it is to compiling; nothing when nvcc counted none: a
+    policy learned to end its body with a stray #endif, which stops the preprocessor at one error;
+    a Python body that does not parse cannot be checked for doing anything), else 0. The empty body
     compiles: paid for compiling, it is the first thing a policy learns to write (docs/rl.md), so
     partial credit wants some code."""
     completion = cut_completion(task, text)
-    stores = False
+    stores, errors = False, None
     if task.language == "cuda":
-        ok, message = compile_cuda(task.prompt + completion + instantiation(task))
+        ok, message, errors = compile_cuda(task.prompt + completion + instantiation(task))
         stores = cuda_nontrivial(task, completion)
         nontrivial = ok and stores
         tokens = count_tokens(counted_code(completion))
@@ -741,7 +748,7 @@ def score(task, text, partial_credit=0.0, store_credit=0.0):
     elif ok and tokens >= MIN_TOKENS:
         reward = partial_credit
     else:
-        reward = store_credit if stores else 0.0
+        reward = store_credit / errors if stores and errors else 0.0
     return Result(ok, nontrivial, reward, len(completion), message)
 
 

@@ -191,7 +191,8 @@ hint_iters = 0                # reverse curriculum (R3, Xi et al. 2024): a train
 original_in_group = False     # each task's original body joins its group as one more completion, scored like the
                               # samples (off-policy guidance, LUFFY: Yan et al. 2025)
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
-reward_store = 0.0            # CUDA: partial credit for a body that stores through a pointer parameter but does not compile
+reward_store = 0.0            # CUDA: partial credit for a body that stores through a pointer parameter but does not compile,
+                              # divided by nvcc's error count (compiler feedback: the fewer errors, the nearer to compiling)
 length_floor = 0.0            # a body whose code is shorter than length_floor x its original body's (cut at max_new_tokens)
                               # keeps only that share of its reward (length_credit; 0: off)
 # GRPO
@@ -343,8 +344,8 @@ def with_hint(task, ids):
 
 def score(tasks, completions):
     """code_check's Result for each (task, completion ids): reward 1 for a body that parses /
-    compiles and does something, reward_valid for one that only parses / compiles, reward_store for a
-    kernel that stores through a pointer but does not compile, 0 otherwise.
+    compiles and does something, reward_valid for one that only parses / compiles, reward_store / nvcc's
+    errors for a kernel that stores through a pointer but does not compile, 0 otherwise.
     With execution_reward, a kernel that compiled and stores something is also run against its
     problem: +1 if correct, +1 more if faster than PyTorch. nvcc and the kernels run in code_check's
     sandbox (subprocesses); nothing the model wrote ever runs in this process."""

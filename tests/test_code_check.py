@@ -126,7 +126,7 @@ def compiled(body, signature="__global__ void k(float* out, const float* in, int
 
 
 def test_a_correct_kernel_compiles():
-    assert compiled("\n  int i = blockIdx.x * blockDim.x + threadIdx.x;\n  if (i < n) out[i] = __expf(in[i]);\n}") == (True, "")
+    assert compiled("\n  int i = blockIdx.x * blockDim.x + threadIdx.x;\n  if (i < n) out[i] = __expf(in[i]);\n}") == (True, "", 0)
 
 
 @pytest.mark.parametrize("body, error", [
@@ -135,8 +135,8 @@ def test_a_correct_kernel_compiles():
     ("\n  out[0] = 1;\n", "expected a \"}\""),                                 # never closed
 ])
 def test_a_broken_kernel_does_not_compile_and_says_why(body, error):
-    ok, message = compiled(body)
-    assert not ok and error in message
+    ok, message, errors = compiled(body)
+    assert not ok and error in message and errors == 1
 
 
 def test_an_empty_body_compiles_but_scores_nothing():
@@ -153,13 +153,19 @@ def test_an_empty_body_compiles_but_scores_nothing():
     assert code_check.score(task, "\n  out[threadIdx.x] = 1.0f;\n}").reward == 1.0
 
 
-def test_store_credit_pays_a_kernel_that_stores_but_does_not_compile_and_nothing_else():
+def test_store_credit_pays_a_kernel_that_stores_but_does_not_compile_by_its_compiler_errors():
     task = Task("cuda", "k", PREAMBLE + "__global__ void k(float* out, int n) {", "", "test")
-    stores = code_check.score(task, "\n  out[threadIdx.x] = undeclared_name;\n}", 0.1, 0.2)
-    assert not stores.ok and not stores.nontrivial and stores.reward == 0.2
+    one_error = code_check.score(task, "\n  out[threadIdx.x] = undeclared_name;\n}", 0.1, 0.2)
+    assert not one_error.ok and not one_error.nontrivial and one_error.reward == 0.2
+    # nvcc reports 3 errors here (a, b and c undeclared): a third of the credit
+    assert code_check.compile_cuda(task.prompt + "\n  out[a] = b + c;\n}")[2] == 3
+    assert code_check.score(task, "\n  out[a] = b + c;\n}", 0.1, 0.2).reward == pytest.approx(0.2 / 3)
     assert code_check.score(task, "\n  int i = threadIdx.x;\n  x[i] = 1;\n}", 0.1, 0.2).reward == 0.0  # x: no parameter
     assert code_check.score(task, "\n  int i = threadIdx.x;\n}", 0.1, 0.2).reward == 0.1  # compiles, stores nothing
     assert code_check.score(task, "\n  out[threadIdx.x] = 1.0f;\n}", 0.1, 0.2).reward == 1.0
+    # a stray #endif stops the preprocessor at one error, hiding the rest: nothing counted, nothing paid
+    assert code_check.compile_cuda(task.prompt + "\n  out[a] = b + c;\n#endif\n}")[2] is None
+    assert code_check.score(task, "\n  out[a] = b + c;\n#endif\n}", 0.1, 0.2).reward == 0.0
     python = Task("python", "f", "def f(x):\n", "", "test")
     assert code_check.score(python, "    return x +\n", 0.1, 0.2).reward == 0.0  # unparsed: nothing to check
 
@@ -178,14 +184,14 @@ def test_a_macro_that_expands_forever_is_stopped_by_the_timeout():
     # each level doubles: 2^40 tokens to expand
     macros = "#define A0 x x\n" + "".join(f"#define A{i} A{i - 1} A{i - 1}\n" for i in range(1, 41))
     started = time.time()
-    ok, message = code_check.compile_cuda(PREAMBLE + macros + "__global__ void k(float* x) { A40; }", timeout=3)
+    ok, message, _ = code_check.compile_cuda(PREAMBLE + macros + "__global__ void k(float* x) { A40; }", timeout=3)
     assert not ok and "timed out" in message and time.time() - started < 10
 
 
 @pytest.mark.parametrize("include", ['#include "/etc/passwd"', "#include </dev/zero>", '#include "../../secret.h"',
                                      "#include __FILE__"])
 def test_an_include_reaching_outside_the_cuda_headers_is_refused_before_compiling(include):
-    ok, message = code_check.compile_cuda(PREAMBLE + include + "\n__global__ void k(float* x) { x[0] = 1; }")
+    ok, message, _ = code_check.compile_cuda(PREAMBLE + include + "\n__global__ void k(float* x) { x[0] = 1; }")
     assert not ok and message.startswith(f"#include {include.split()[1]} refused")
 
 
