@@ -191,8 +191,8 @@ hint_iters = 0                # reverse curriculum (R3, Xi et al. 2024): a train
 original_in_group = False     # each task's original body joins its group as one more completion, scored like the
                               # samples (off-policy guidance, LUFFY: Yan et al. 2025)
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
-reward_store = 0.0            # CUDA: partial credit for a body that stores through a pointer parameter but does not compile,
-                              # divided by nvcc's error count (compiler feedback: the fewer errors, the nearer to compiling)
+reward_store = 0.0            # CUDA: partial credit / nvcc's error count for a body that stores but does not compile
+                              # (stores through a pointer parameter; the fewer errors, the nearer it is to compiling)
 length_floor = 0.0            # a body whose code is shorter than length_floor x its original body's (cut at max_new_tokens)
                               # keeps only that share of its reward (length_credit; 0: off)
 # GRPO
@@ -233,13 +233,15 @@ globals().update(config)
 configurator.check_settings(
     config, at_least_1="eval_interval eval_samples eval_iters max_new_tokens tasks_per_step updates_per_batch batch_size",
     at_least_0="eval_tasks log_interval hint_iters length_floor kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
-    positive="temperature eval_temperature clip_eps learning_rate", below_1="reward_valid reward_store clip_eps beta1 beta2",
+    positive="temperature eval_temperature clip_eps learning_rate",
+    below_1="reward_valid reward_store clip_eps beta1 beta2",
     choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"),
              "optimizer": optimizers.OPTIMIZERS, "loss_average": ("token", "completion")})
 if group_size < 2:
     training.fail(f"group_size must be at least 2 (a group of one has no mean to compare with), got {group_size}")
 if reward_store and language != "cuda":
-    training.fail("reward_store pays a kernel that stores through a pointer but does not compile: it needs --language=cuda")
+    training.fail("reward_store pays a kernel that stores through a pointer but does not compile: "
+                  "it needs --language=cuda")
 if kernelbench and language != "cuda":
     training.fail("kernelbench's tasks are CUDA kernels: add --language=cuda")
 if kernelbench and (original_in_group or hint_iters or length_floor):

@@ -126,7 +126,8 @@ def compiled(body, signature="__global__ void k(float* out, const float* in, int
 
 
 def test_a_correct_kernel_compiles():
-    assert compiled("\n  int i = blockIdx.x * blockDim.x + threadIdx.x;\n  if (i < n) out[i] = __expf(in[i]);\n}") == (True, "", 0)
+    body = "\n  int i = blockIdx.x * blockDim.x + threadIdx.x;\n  if (i < n) out[i] = __expf(in[i]);\n}"
+    assert compiled(body) == (True, "", 0)  # compiles, with no error
 
 
 @pytest.mark.parametrize("body, error", [
