@@ -567,8 +567,8 @@ def evaluate():
         "distinct_2": distinct_n(completions, 2),
     }
     if execution_reward:  # KernelBench's fast_0 and fast_1, over completions
-        result["correct_rate"] = code_check.fast_p([vars(r) for r in results], 0.0)
-        result["fast_1"] = code_check.fast_p([vars(r) for r in results], 1.0)
+        runs = [vars(r) for r in results]
+        result["correct_rate"], result["fast_1"] = code_check.fast_p(runs, 0.0), code_check.fast_p(runs, 1.0)
     samples = [(val_tasks[t][0].prompt, code_check.cut_completion(val_tasks[t][0], decode(ids)), r.reward)
                for t, r, ids, *_ in records[:3 * eval_samples:eval_samples]]
     return result, samples
