@@ -1054,11 +1054,17 @@ def elementwise(problem_source):
     return re.sub(r"self\.(\w+)", lambda m: repr(numbers.get(m.group(1), m.group(0))), ast.unparse(statements[0].value))
 
 
-def kernelbench_tasks(problems, split):
+# no newline at the end: in the corpus a newline and the next line's indent are one token
+ELEMENTWISE_SCAFFOLD = "\n    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;\n    if (i >= n) return;"
+
+
+def kernelbench_tasks(problems, split, scaffold=False):
     """A Task for each elementwise problem of {name: source} (kernelbench_problems): the CUDA
     preamble, a comment giving the PyTorch expression, and a kernel of ELEMENTWISE_SIGNATURE up to
-    its "{". Held out ("val"): the problems whose number is a multiple of 4; the rest are "train".
-    No original body: the task's reference is empty, and its source is the problem's name."""
+    its "{", then with scaffold ELEMENTWISE_SCAFFOLD (the thread's element and the bounds check:
+    what is left to write is y[i]). Held out ("val"): the problems whose number is a multiple of 4;
+    the rest are "train". No original body: the task's reference is empty, and its source is the
+    problem's name."""
     tasks = []
     for name, source in problems.items():
         number = name.split("_")[0]
@@ -1074,7 +1080,7 @@ def kernelbench_tasks(problems, split):
             continue
         kernel = re.sub(r"[^0-9a-z]", "", name.split("_", 1)[-1].lower()) + "_kernel"
         comment = f"// KernelBench level 1, {name}: y = {expression}, element by element over the n floats of x\n"
-        prompt = PREAMBLE + comment + ELEMENTWISE_SIGNATURE.format(kernel=kernel)
+        prompt = PREAMBLE + comment + ELEMENTWISE_SIGNATURE.format(kernel=kernel) + (ELEMENTWISE_SCAFFOLD if scaffold else "")
         tasks.append(Task("cuda", kernel, prompt, "", name))
     return tasks
 
@@ -1130,6 +1136,198 @@ def elementwise_check(problem_source, task, text, device="cuda", timeout=120):
                 "message": "a preprocessor line in the body is refused: a macro could rewrite the launcher"}
     return run_harness(ELEMENTWISE_HARNESS, {"problem.py": problem_source, "kernel.cu": elementwise_source(task, text)},
                        device, timeout)
+
+
+# -----------------------------------------------------------------------------
+# the execution reward without a GPU: an elementwise kernel body emulated on the CPU
+#
+# The body nvcc compiled as device code is compiled again by the host's g++, behind a header that
+# gives CUDA's names a CPU meaning (threadIdx and friends as plain variables, __expf as expf), and a
+# main that launches ELEMENTWISE_LAUNCHER's grid with every thread of every block run one after
+# another. For threads that never talk to each other, which is what an elementwise kernel is, that
+# order is one CUDA allows, so the output is the GPU's up to rounding; a body using shared memory,
+# barriers or warp intrinsics is refused rather than emulated wrongly. nvcc's check comes first
+# (train_rl.py runs this only on bodies that compiled), so the body holds only device code: it
+# cannot call exit, system or fopen, which g++ would otherwise take. No timing: an emulation's speed
+# says nothing of a GPU's.
+
+EMULATION_HEADER = r"""// CUDA's names with a CPU meaning, for a kernel whose threads run one after another
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dim3 { unsigned int x, y, z; };
+static dim3 threadIdx, blockIdx, blockDim, gridDim;  // main sets them before each thread runs
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __noinline__
+template <typename T> static inline T __ldg(const T* p) { return *p; }
+template <typename T> static inline T min(T a, T b) { return a < b ? a : b; }
+template <typename T> static inline T max(T a, T b) { return a > b ? a : b; }
+static inline float min(float a, float b) { return fminf(a, b); }
+static inline float max(float a, float b) { return fmaxf(a, b); }
+static inline double min(double a, double b) { return fmin(a, b); }
+static inline double max(double a, double b) { return fmax(a, b); }
+#define __expf expf  // CUDA's fast intrinsics: glibc declares these names already, so a macro
+#define __logf logf
+#define __sinf sinf
+#define __cosf cosf
+#define __tanf tanf
+#define __powf powf
+static inline float __fdividef(float a, float b) { return a / b; }
+static inline float fdividef(float a, float b) { return a / b; }
+static inline float __frcp_rn(float v) { return 1.0f / v; }
+static inline float __fsqrt_rn(float v) { return sqrtf(v); }
+static inline float rsqrtf(float v) { return 1.0f / sqrtf(v); }
+static inline float __saturatef(float v) { return fminf(fmaxf(v, 0.0f), 1.0f); }
+static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float normcdff(float v) { return 0.5f * erfcf(-v * (float)M_SQRT1_2); }
+static inline float __int_as_float(int v) { float f; memcpy(&f, &v, 4); return f; }
+static inline int __float_as_int(float f) { int v; memcpy(&v, &f, 4); return v; }
+
+"""
+EMULATION_MAIN = r"""
+
+// ELEMENTWISE_LAUNCHER's grid (blocks of 256 over n), thread after thread, for each input of x.txt
+// ("n" then n hex floats). y starts as NaNs between two guards of a block each, so an element left
+// unwritten or a write outside y shows. The last line printed: each y's n values, then 1 if a guard
+// changed, else 0; a printf of the body's comes before it.
+static const int64_t GUARD = 256;
+
+int main() {{
+    FILE* in = fopen("x.txt", "r");
+    float* ys[4];
+    long long ns[4];
+    int outside[4];
+    int count = 0;
+    long long n;
+    while (count < 4 && fscanf(in, "%lld", &n) == 1) {{
+        float* x = (float*)calloc(n + GUARD, sizeof(float));  // reads a block past the end stay in x
+        float* buffer = (float*)malloc((n + 2 * GUARD) * sizeof(float));
+        for (long long i = 0; i < n; i++) fscanf(in, "%a", &x[i]);
+        memset(buffer, 0xff, (n + 2 * GUARD) * sizeof(float));  // all bits set: a NaN
+        float* y = buffer + GUARD;
+        gridDim = {{(unsigned int)((n + 255) / 256), 1, 1}};
+        blockDim = {{256, 1, 1}};
+        for (unsigned int b = 0; b < gridDim.x; b++)
+            for (unsigned int t = 0; t < blockDim.x; t++) {{
+                blockIdx = {{b, 0, 0}};
+                threadIdx = {{t, 0, 0}};
+                {kernel}(x, y, (int64_t)n);
+            }}
+        unsigned int word;
+        outside[count] = 0;
+        for (int64_t i = 0; i < GUARD; i++) {{
+            memcpy(&word, &buffer[i], 4);
+            outside[count] |= word != 0xffffffffu;
+            memcpy(&word, &y[n + i], 4);
+            outside[count] |= word != 0xffffffffu;
+        }}
+        ys[count] = y;
+        ns[count++] = n;
+    }}
+    printf("\n");
+    for (int k = 0; k < count; k++) {{
+        for (long long i = 0; i < ns[k]; i++) printf("%a ", (double)ys[k][i]);
+        printf("%d ", outside[k]);
+    }}
+    printf("\n");
+    return 0;
+}}
+"""
+EMULATION_SIZES = (1000, 1)  # not a multiple of 256: the last block's threads past n must not write
+NOT_EMULATED = re.compile(r"\b(__shared__|__syncthreads\w*|__syncwarp|__shfl\w*|__ballot_sync|__any_sync|__all_sync"
+                          r"|__activemask|__threadfence\w*|cooperative_groups)\b")
+
+
+def find_cxx():
+    """The host's C++ compiler (g++, else c++), which nvcc needs too; a one-line error if none."""
+    found = shutil.which("g++") or shutil.which("c++")
+    if not found:
+        fail("the CPU execution check compiles kernels as host C++ and needs g++: apt install g++")
+    return found
+
+
+def emulation_source(task, text):
+    """The C++ file the emulation builds: EMULATION_HEADER in place of the CUDA headers, the kernel
+    as the prompt has it, the body as cut, and EMULATION_MAIN."""
+    return EMULATION_HEADER + task.prompt[len(PREAMBLE):] + cut_completion(task, text) + \
+        EMULATION_MAIN.format(kernel=task.name)
+
+
+def elementwise_emulate(problem_source, task, text, timeout=10):
+    """elementwise_check on the CPU: the body compiled with g++ behind EMULATION_HEADER, run over
+    ELEMENTWISE_LAUNCHER's grid one thread at a time in the sandbox on EMULATION_SIZES inputs
+    (emulation_inputs: the same body always earns the same verdict), its output compared with the
+    problem's Model at KernelBench's tolerance. Refused: a preprocessor line (as elementwise_check)
+    and what one thread at a time cannot emulate (shared memory, barriers, warp intrinsics).
+    {"compiled" (g++ built it), "correct", "share" (of all inputs' output elements, those within the
+    tolerance, none of an input whose launch wrote outside y; 0 after a crash or a hang), "message",
+    "speedup" (None: no timing)}."""
+    body = blank_comments_and_literals(cut_completion(task, text))
+    verdict = {"compiled": False, "correct": False, "share": 0.0, "message": "", "speedup": None}
+    if re.search(r"(?m)^\s*(#|%:)", body):
+        return {**verdict, "message": "a preprocessor line in the body is refused: it could differ between nvcc and g++"}
+    unsupported = NOT_EMULATED.search(body)
+    if unsupported:
+        return {**verdict, "message": f"{unsupported.group(1)} is not emulated: the CPU runs threads one after another"}
+    return {**verdict, **emulate(problem_source, emulation_source(task, text), timeout)}
+
+
+@functools.lru_cache(maxsize=64)
+def emulation_inputs(problem_source):
+    """([x], [the problem's Model(x)]) for EMULATION_SIZES: randn * 3 from seed 0, and the reference
+    run here, in this process (the benchmark's trusted code, not generated code)."""
+    import torch
+    namespace = {}
+    exec(compile(problem_source, "problem.py", "exec"), namespace)
+    model = namespace["Model"]()
+    generator = torch.Generator().manual_seed(0)
+    xs = [torch.randn(n, generator=generator) * 3 for n in EMULATION_SIZES]
+    with torch.no_grad():
+        return xs, [model(x) for x in xs]
+
+
+@functools.lru_cache(maxsize=4096)
+def emulate(problem_source, source, timeout):
+    """elementwise_emulate's run of an emulation_source: its verdict's changed fields. Cached by
+    text: an RL batch repeats itself."""
+    import torch
+    xs, refs = emulation_inputs(problem_source)
+    inputs = "".join(f"{x.numel()} " + " ".join(float(v).hex() for v in x.tolist()) + "\n" for x in xs)
+    done = run_sandboxed(["/bin/sh", "-c", f"{find_cxx()} -O1 -w kernel.cpp -o kernel -lm 2> build.log "
+                          "|| { cat build.log >&2; exit 97; }; exec ./kernel"],
+                         files={"kernel.cpp": source, "x.txt": inputs}, timeout=timeout)
+    if done.returncode == 97:
+        errors = [line for line in done.stderr.splitlines() if "error" in line] or ["g++ failed"]
+        return {"message": f"not emulated: {errors[0][:500]}"}
+    if done.timed_out or done.returncode != 0:
+        why = f"timed out after {timeout} s" if done.timed_out else f"exit status {done.returncode}"
+        return {"compiled": True, "message": f"the emulated kernel crashed or hung: {why}"}
+    lines = done.stdout.strip().splitlines()
+    values = lines[-1].split() if lines else []
+    if len(values) != sum(x.numel() + 1 for x in xs):
+        return {"compiled": True, "message": "the emulated kernel's output is garbled"}
+    right, message = 0, ""
+    for trial, (x, ref) in enumerate(zip(xs, refs)):
+        out, outside, values = values[:x.numel()], values[x.numel()], values[x.numel() + 1:]
+        out = torch.tensor([float.fromhex(v) for v in out])
+        close = torch.isclose(out, ref, atol=TOLERANCE, rtol=TOLERANCE)
+        right += int(close.sum()) if outside == "0" else 0
+        if not message and outside != "0":
+            message = f"input {trial + 1} (n={x.numel()}): it wrote outside y[0..n)"
+        elif not message and out.isnan().any():
+            message = f"input {trial + 1} (n={x.numel()}): {int(out.isnan().sum())} elements of y left unwritten"
+        elif not message and not close.all():
+            message = f"input {trial + 1} (n={x.numel()}): wrong values: max abs error {(out - ref).abs().max().item():.3g}"
+    return {"compiled": True, "correct": not message, "share": right / sum(EMULATION_SIZES), "message": message}
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--sandbox"]:

@@ -23,6 +23,7 @@ import os
 import random
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import replace
 
@@ -181,8 +182,11 @@ wandb_run_name = "rl"
 language = "python"           # 'python' (parses) or 'cuda' (compiles with nvcc)
 kernelbench = ""              # KernelBench (kernelbench.tar.gz or its folder): tasks are its elementwise level-1 kernels
                               # (code_check.kernelbench_tasks), not the dataset's; the folder holds KernelBench/
-execution_reward = False      # with kernelbench, on a GPU: +1 for a correct kernel, +1 more if faster than PyTorch
-                              # (code_check.elementwise_check, in the sandbox)
+kernelbench_scaffold = False  # kernelbench's prompts also give the thread's element i and the bounds check: the model
+                              # writes what y[i] is (code_check.ELEMENTWISE_SCAFFOLD)
+execution_reward = False      # with kernelbench: +1 for a correct kernel, +1 more if faster than PyTorch; the kernel runs
+                              # on the GPU (code_check.elementwise_check), or without one is emulated on the CPU, untimed
+                              # (code_check.elementwise_emulate); both in the sandbox
 max_new_tokens = 128          # the longest completion; one still open then is scored as it stands
 fitting_tasks_only = False    # only tasks whose original body fits in max_new_tokens: a completion as long as
                               # the original could not finish, and an unfinished body is scored as it stands
@@ -193,6 +197,8 @@ original_in_group = False     # each task's original body joins its group as one
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
 reward_store = 0.0            # CUDA: partial credit / nvcc's error count for a body that stores but does not compile
                               # (stores through a pointer parameter; the fewer errors, the nearer it is to compiling)
+reward_share = 0.0            # with execution_reward: partial credit x the share of output elements right, for a kernel
+                              # that is not correct (counted by the CPU emulation, code_check.elementwise_emulate)
 length_floor = 0.0            # a body whose code is shorter than length_floor x its original body's (cut at max_new_tokens)
                               # keeps only that share of its reward (length_credit; 0: off)
 # GRPO
@@ -234,7 +240,7 @@ configurator.check_settings(
     config, at_least_1="eval_interval eval_samples eval_iters max_new_tokens tasks_per_step updates_per_batch batch_size",
     at_least_0="eval_tasks log_interval hint_iters length_floor kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
     positive="temperature eval_temperature clip_eps learning_rate",
-    below_1="reward_valid reward_store clip_eps beta1 beta2",
+    below_1="reward_valid reward_store reward_share clip_eps beta1 beta2",
     choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"),
              "optimizer": optimizers.OPTIMIZERS, "loss_average": ("token", "completion")})
 if group_size < 2:
@@ -247,16 +253,18 @@ if kernelbench and language != "cuda":
 if kernelbench and (original_in_group or hint_iters or length_floor):
     training.fail("kernelbench's tasks have no original body to add, hint or measure against: "
                   "leave original_in_group, hint_iters and length_floor off")
+if kernelbench_scaffold and not kernelbench:
+    training.fail("kernelbench_scaffold is part of KernelBench's prompts: pass --kernelbench=kernelbench.tar.gz")
 if execution_reward and not kernelbench:
     training.fail("execution_reward runs KernelBench's problems: pass --kernelbench=kernelbench.tar.gz")
+if reward_share and not execution_reward:
+    training.fail("reward_share pays a share of a kernel's output elements right, which needs the kernels run: "
+                  "add --execution_reward=True")
 ckpt_path = training.checkpoint_path(out_dir, "last")
 init_mode = init_from if init_from != "auto" else ("resume" if os.path.exists(ckpt_path) else "base")
 
 ddp = training.setup_distributed(device)
 device_type = ddp.device.split(":")[0]
-if execution_reward and device_type != "cuda":
-    training.fail(f"execution_reward runs the kernels, which needs a CUDA device, not {ddp.device}; "
-                  "without it the reward is the compile check's")
 precision = training.resolve_dtype(dtype, ddp.device)
 guard = training.NonFiniteGuard(on_nonfinite, ddp.device, "iter", ckpt_path)
 if optimizer == "muon" and precision == "float16":
@@ -303,7 +311,7 @@ def load_tasks(split):
     Prompts are code_check.open_ended's (a Python prompt without its last newline), each after
     <|endoftext|>, where the model learned files begin (as analysis/code_eval.py prompts it)."""
     if kernelbench:
-        tasks = code_check.kernelbench_tasks(problems, split)
+        tasks = code_check.kernelbench_tasks(problems, split, kernelbench_scaffold)
     else:
         # code_check builds a split's tasks once and caches them in the dataset's directory: rank 0
         # builds, the other ranks wait for it and read them
@@ -349,21 +357,34 @@ def score(tasks, completions):
     compiles and does something, reward_valid for one that only parses / compiles, reward_store / nvcc's
     errors for a kernel that stores through a pointer but does not compile, 0 otherwise.
     With execution_reward, a kernel that compiled and stores something is also run against its
-    problem: +1 if correct, +1 more if faster than PyTorch. nvcc and the kernels run in code_check's
-    sandbox (subprocesses); nothing the model wrote ever runs in this process."""
+    problem: +1 if correct, +1 more if faster than PyTorch (on a GPU; the CPU's emulation is untimed),
+    else reward_share x the share of its output elements the emulation finds right.
+    nvcc and the kernels run in code_check's sandbox (subprocesses); nothing the model wrote ever runs
+    in this process."""
     texts = [decode(ids) for ids in completions]
     results = code_check.score_many(tasks, texts, partial_credit=reward_valid, store_credit=reward_store)
     if not execution_reward:
         return results
-    scored = []
-    for task, text, result in zip(tasks, texts, results):  # one at a time: kernels side by side time each other
-        if result.nontrivial:
-            run = code_check.elementwise_check(problems[task.source], task, text, ddp.device)
-            correct, speedup = bool(run["correct"]), run["speedup"] or 0.0
-            result = replace(result, reward=result.reward + correct + (correct and speedup > 1),
+
+    def execute(i):
+        problem, task, text = problems[tasks[i].source], tasks[i], texts[i]
+        if device_type != "cuda":
+            return code_check.elementwise_emulate(problem, task, text)
+        run = code_check.elementwise_check(problem, task, text, ddp.device)
+        if reward_share and not run["correct"]:  # the GPU's check counts no share: the emulation does
+            run["share"] = code_check.elementwise_emulate(problem, task, text)["share"]
+        return run
+
+    runnable = [i for i, result in enumerate(results) if result.nontrivial]
+    # on a GPU one at a time (kernels side by side time each other); emulated, one per core
+    with ThreadPoolExecutor(1 if device_type == "cuda" else os.cpu_count()) as pool:
+        runs = list(pool.map(execute, runnable))
+    for i, run in zip(runnable, runs):
+        correct, speedup = bool(run["correct"]), run["speedup"] or 0.0
+        partial = 0.0 if correct else reward_share * run.get("share", 0.0)
+        results[i] = replace(results[i], reward=results[i].reward + correct + (correct and speedup > 1) + partial,
                              correct=correct, speedup=speedup)
-        scored.append(result)
-    return scored
+    return results
 
 
 def ender(task):
@@ -397,8 +418,8 @@ elapsed_before = 0.0
 checkpoint = None
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="start with --init_from=base", resume=True)
-    training.check_resume_settings(config, checkpoint, ["base_dir", "language", "kernelbench", "max_new_tokens",
-                                                         "fitting_tasks_only"], ckpt_path)
+    training.check_resume_settings(config, checkpoint, ["base_dir", "language", "kernelbench", "kernelbench_scaffold",
+                                                         "max_new_tokens", "fitting_tasks_only"], ckpt_path)
     model.load_state_dict(checkpoint["model"])
     iter_num = checkpoint["iter_num"]
     last_eval_iter = checkpoint["last_eval_iter"]
@@ -566,9 +587,11 @@ def evaluate():
         "distinct_1": distinct_n(completions, 1),
         "distinct_2": distinct_n(completions, 2),
     }
-    if execution_reward:  # KernelBench's fast_0 and fast_1, over completions
+    if execution_reward:  # KernelBench's fast_0 and fast_1 (timed on a GPU only), over completions
         runs = [vars(r) for r in results]
-        result["correct_rate"], result["fast_1"] = code_check.fast_p(runs, 0.0), code_check.fast_p(runs, 1.0)
+        result["correct_rate"] = code_check.fast_p(runs, 0.0)
+        if device_type == "cuda":
+            result["fast_1"] = code_check.fast_p(runs, 1.0)
     samples = [(val_tasks[t][0].prompt, code_check.cut_completion(val_tasks[t][0], decode(ids)), r.reward)
                for t, r, ids, *_ in records[:3 * eval_samples:eval_samples]]
     return result, samples
@@ -617,7 +640,8 @@ while True:
                   f"({result['nontrivial_length']:.1f} long), valid {result['valid_rate']:.1%}, pass@{eval_samples} {result['pass_at_k']:.1%}, "
                   f"length {result['length']:.1f} ({result['finished_rate']:.0%} finished, {result['finished_length']:.1f} long), KL {result['kl_to_start']:.4f}, entropy {result['entropy']:.3f}, "
                   f"distinct-2 {result['distinct_2']:.3f}, val loss {val_loss:.4f}"
-                  + (f", correct {result['correct_rate']:.1%}, fast_1 {result['fast_1']:.1%}" if execution_reward else ""))
+                  + (f", correct {result['correct_rate']:.1%}" if execution_reward else "")
+                  + (f", fast_1 {result['fast_1']:.1%}" if "fast_1" in result else ""))
             for prompt, text, reward in samples:
                 print(f"--- a held-out sample (reward {reward}):\n{prompt[-200:]}{text}\n---")
         metrics.log({"iter": iter_num, "val_loss": val_loss, **result, "lr": lr,

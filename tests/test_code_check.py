@@ -718,3 +718,116 @@ def test_on_a_gpu_a_correct_body_passes_and_a_wrong_one_fails(kernelbench_dir):
     assert right["compiled"] and right["correct"] and right["speedup"] > 0
     wrong = code_check.elementwise_check(problems[task.source], task, RELU_BODY.replace("fmaxf(x[i], 0.0f)", "x[i]"))
     assert wrong["compiled"] and not wrong["correct"] and "wrong values" in wrong["message"]
+
+
+# -----------------------------------------------------------------------------
+# the execution reward without a GPU: a kernel body emulated on the CPU, thread after thread
+
+def relu_task(kernelbench_dir):
+    problems = code_check.kernelbench_problems(str(kernelbench_dir))
+    (task,) = code_check.kernelbench_tasks(problems, "train")
+    return problems[task.source], task
+
+
+BOUNDED = "\n    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;\n    if (i < n) "
+CORRECT_BODIES = {  # one hand-written body for each of level 1's twelve elementwise problems
+    "19_ReLU": "y[i] = fmaxf(x[i], 0.0f);",
+    "20_LeakyReLU": "y[i] = x[i] > 0.0f ? x[i] : 0.01f * x[i];",
+    "21_Sigmoid": "y[i] = 1.0f / (1.0f + __expf(-x[i]));",
+    "22_Tanh": "y[i] = tanhf(x[i]);",
+    "25_Swish": "y[i] = x[i] / (1.0f + expf(-x[i]));",
+    "26_GELU_": "y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678f));",
+    "27_SELU_": "y[i] = 1.0507009873554805f * (x[i] > 0.0f ? x[i] : 1.6732632423543772f * expm1f(x[i]));",
+    "28_HardSigmoid": "y[i] = min(max(x[i] / 6.0f + 0.5f, 0.0f), 1.0f);",
+    "29_Softplus": "y[i] = log1pf(expf(x[i]));",
+    "30_Softsign": "y[i] = x[i] / (1.0f + fabsf(x[i]));",
+    "32_HardTanh": "y[i] = __saturatef((x[i] + 1.0f) / 2.0f) * 2.0f - 1.0f;",
+    "88_MinGPTNewGelu": "{ float v = x[i]; y[i] = 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v))); }",
+}
+
+
+@pytest.mark.skipif(not KERNELBENCH.exists(), reason="kernelbench.tar.gz is not on this machine")
+def test_each_elementwise_problem_passes_its_own_hand_written_body_and_fails_the_next_ones():
+    problems = code_check.kernelbench_problems(str(KERNELBENCH))
+    tasks = {t.source: t for split in ("train", "val") for t in code_check.kernelbench_tasks(problems, split)}
+    assert sorted(tasks) == sorted(CORRECT_BODIES)
+    names = list(CORRECT_BODIES)
+    for name, other in zip(names, names[1:] + names[:1]):  # PyTorch's Model is the reference for both
+        body = BOUNDED + CORRECT_BODIES[name] + "\n}"
+        assert code_check.score(tasks[name], body).reward == 1.0  # nvcc takes it as device code
+        right = code_check.elementwise_emulate(problems[name], tasks[name], body)
+        assert (right["compiled"], right["correct"], right["share"], right["speedup"]) == (True, True, 1.0, None), name
+        wrong = code_check.elementwise_emulate(problems[other], tasks[other], body)
+        assert not wrong["correct"] and "wrong values" in wrong["message"] and wrong["share"] < 1, (name, other)
+
+
+def test_the_share_right_is_the_elements_where_the_function_agrees_with_the_reference(kernelbench_dir):
+    import torch
+    problem, task = relu_task(kernelbench_dir)
+    identity = code_check.elementwise_emulate(problem, task, BOUNDED + "y[i] = x[i];\n}")
+    xs, _ = code_check.emulation_inputs(problem)
+    x = torch.cat(xs)  # y = x is right where relu(x) is x within the tolerance (0.01 + 0.01 * 0): x >= -0.01
+    assert identity["share"] == (x >= -0.01).sum().item() / x.numel() and 0.4 < identity["share"] < 0.6
+    assert not identity["correct"] and "wrong values" in identity["message"]
+
+
+def test_a_body_without_a_bounds_check_writes_past_the_end_of_y_and_fails(kernelbench_dir):
+    problem, task = relu_task(kernelbench_dir)
+    unbounded = "\n    int i = blockIdx.x * blockDim.x + threadIdx.x;\n    y[i] = fmaxf(x[i], 0.0f);\n}"
+    result = code_check.elementwise_emulate(problem, task, unbounded)
+    assert not result["correct"] and result["message"] == "input 1 (n=1000): it wrote outside y[0..n)"
+    assert result["share"] == 0.0  # no input's elements count: each launch wrote outside y
+
+
+def test_an_element_left_unwritten_is_reported(kernelbench_dir):
+    problem, task = relu_task(kernelbench_dir)
+    result = code_check.elementwise_emulate(problem, task, BOUNDED.replace("i < n", "i < n && i % 2 == 0")
+                                            + "y[i] = fmaxf(x[i], 0.0f);\n}")
+    assert result["message"] == "input 1 (n=1000): 500 elements of y left unwritten" and result["share"] == 501 / 1001
+
+
+def test_a_grid_stride_loop_and_a_printf_still_pass(kernelbench_dir):
+    problem, task = relu_task(kernelbench_dir)
+    body = ('\n    printf("0 0 0\\n");\n    for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; '
+            "i += (int64_t)blockDim.x * gridDim.x) y[i] = max(x[i], 0.0f);\n}")
+    assert code_check.elementwise_emulate(problem, task, body)["correct"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ("\n    __shared__ float s[256];\n    s[threadIdx.x] = x[0];\n    __syncthreads();\n    y[0] = s[0];\n}",
+     "__shared__ is not emulated"),
+    ("\n    y[0] = __shfl_down_sync(0xffffffff, x[0], 1);\n}", "__shfl_down_sync is not emulated"),
+    ("\n#define X 0\n    y[X] = x[X];\n}", "a preprocessor line in the body is refused"),
+    ("\n    y[0] = __nv_undefined(x[0]);\n}", "not emulated: kernel.cpp:"),  # g++'s first error
+])
+def test_what_one_thread_at_a_time_cannot_emulate_is_refused_with_why(kernelbench_dir, body, message):
+    problem, task = relu_task(kernelbench_dir)
+    result = code_check.elementwise_emulate(problem, task, body)
+    assert not result["compiled"] and not result["correct"] and result["message"].startswith(message)
+
+
+def test_a_kernel_that_never_ends_is_stopped_at_the_timeout(kernelbench_dir):
+    problem, task = relu_task(kernelbench_dir)
+    start = time.time()
+    result = code_check.elementwise_emulate(problem, task, "\n    while (1) {}\n}", timeout=3)
+    assert result["message"] == "the emulated kernel crashed or hung: timed out after 3 s" and time.time() - start < 10
+
+
+def test_on_a_gpu_the_emulation_agrees_with_the_kernel_run(kernelbench_dir):
+    import torch
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    problem, task = relu_task(kernelbench_dir)
+    for body in (BOUNDED + "y[i] = fmaxf(x[i], 0.0f);\n}", BOUNDED + "y[i] = x[i];\n}"):
+        gpu = code_check.elementwise_check(problem, task, body)
+        assert gpu["correct"] == code_check.elementwise_emulate(problem, task, body)["correct"]
+
+
+def test_a_scaffolded_prompt_gives_the_element_and_bounds_check_and_the_body_writes_y_i(kernelbench_dir):
+    problems = code_check.kernelbench_problems(str(kernelbench_dir))
+    (task,) = code_check.kernelbench_tasks(problems, "train", scaffold=True)
+    assert task.prompt.endswith("int64_t n) {" + code_check.ELEMENTWISE_SCAFFOLD)
+    body = "\n    y[i] = fmaxf(x[i], 0.0f);\n}"
+    assert code_check.score(task, body).reward == 1.0  # nvcc compiles the scaffold and the body together
+    assert code_check.elementwise_emulate(problems[task.source], task, body)["correct"]
+    assert not code_check.elementwise_emulate(problems[task.source], task, "\n    y[i + 1] = 0.0f;\n}")["correct"]
