@@ -695,9 +695,11 @@ def refused_include(source):
 def compile_cuda(source, timeout=30.0):
     """(compiles, first error line, errors) for a CUDA source file: nvcc -ptx -arch=sm_80 (device code
     to PTX, no GPU needed) in the sandbox, with only the CUDA toolkit's own include paths. errors is
-    nvcc's own count, 0 when it compiles, None when nothing counted them: a refused #include, a
-    timeout, or the preprocessor stopping first (a stray #endif, an #error), which hides every error
-    after it. Cached by text: an RL batch repeats itself."""
+    nvcc's own count, 0 when it compiles, None when the count misses errors: a refused #include, a
+    timeout, the preprocessor stopping first (a stray #endif, an #error), or a syntax error
+    ("expected a ..."), after which nvcc's parser skips ahead without checking what it skips; each
+    hides the errors after it (exploits 7 and 9, docs/rl.md). Cached by text: an RL batch repeats
+    itself."""
     refused = refused_include(source)
     if refused:
         return False, refused, None
@@ -710,8 +712,9 @@ def compile_cuda(source, timeout=30.0):
     output = done.stdout + done.stderr
     errors = [line for line in output.splitlines() if "error" in line]
     count = re.search(r"^(\d+) errors? detected", output, re.MULTILINE)  # the compiler's last line
+    syntax = any(re.search(r"error: expected (a|an) ", line) for line in errors)
     return False, (errors or output.strip().splitlines() or [f"nvcc exit {done.returncode}"])[0], \
-        int(count.group(1)) if count else None
+        int(count.group(1)) if count and not syntax else None
 
 
 def parses(source):
@@ -727,8 +730,9 @@ def score(task, text, partial_credit=0.0, store_credit=0.0):
     compiled (nvcc) / parsed (ast) and checked for doing something. reward: 1 when both hold,
     partial_credit when it compiles / parses and has MIN_TOKENS tokens without doing anything,
     store_credit / nvcc's error count when a CUDA body stores through a pointer parameter but does not
-    compile (the fewer errors, the nearer it is to compiling; nothing when nvcc counted none: a
-    policy learned to end its body with a stray #endif, which stops the preprocessor at one error;
+    compile (the fewer errors, the nearer it is to compiling; nothing when the count misses errors:
+    policies learned to end a body with a stray #endif, which stops the preprocessor at one error,
+    and to open it with a stray ")", a syntax error after which the parser checks nothing;
     a Python body that does not parse cannot be checked for doing anything), else 0. The empty body
     compiles: paid for compiling, it is the first thing a policy learns to write (docs/rl.md), so
     partial credit wants some code."""

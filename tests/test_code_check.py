@@ -130,14 +130,14 @@ def test_a_correct_kernel_compiles():
     assert compiled(body) == (True, "", 0)  # compiles, with no error
 
 
-@pytest.mark.parametrize("body, error", [
-    ("\n  int i = threadIdx.x\n  out[i] = in[i];\n}", "expected a \";\""),       # syntax error
-    ("\n  out[threadIdx.x] = undeclared_name;\n}", "undefined"),              # undeclared name
-    ("\n  out[0] = 1;\n", "expected a \"}\""),                                 # never closed
+@pytest.mark.parametrize("body, error, count", [
+    ("\n  int i = threadIdx.x\n  out[i] = in[i];\n}", "expected a \";\"", None),  # syntax error: uncounted
+    ("\n  out[threadIdx.x] = undeclared_name;\n}", "undefined", 1),               # undeclared name
+    ("\n  out[0] = 1;\n", "expected a \"}\"", None),                              # never closed: syntax
 ])
-def test_a_broken_kernel_does_not_compile_and_says_why(body, error):
+def test_a_broken_kernel_does_not_compile_and_says_why(body, error, count):
     ok, message, errors = compiled(body)
-    assert not ok and error in message and errors == 1
+    assert not ok and error in message and errors == count
 
 
 def test_an_empty_body_compiles_but_scores_nothing():
@@ -167,6 +167,11 @@ def test_store_credit_pays_a_kernel_that_stores_but_does_not_compile_by_its_comp
     # a stray #endif stops the preprocessor at one error, hiding the rest: nothing counted, nothing paid
     assert code_check.compile_cuda(task.prompt + "\n  out[a] = b + c;\n#endif\n}")[2] is None
     assert code_check.score(task, "\n  out[a] = b + c;\n#endif\n}", 0.1, 0.2).reward == 0.0
+    # a syntax error makes nvcc's parser skip ahead unchecked: out[a] = b + c after it counts no error
+    skipped = task.prompt + "\n  out[0] = 1; n += 1) {\n  out[a] = b + c;\n  }\n}"
+    ok, message, errors = code_check.compile_cuda(skipped)
+    assert 'expected a ";"' in message and errors is None
+    assert code_check.score(task, skipped.removeprefix(task.prompt), 0.1, 0.2).reward == 0.0
     python = Task("python", "f", "def f(x):\n", "", "test")
     assert code_check.score(python, "    return x +\n", 0.1, 0.2).reward == 0.0  # unparsed: nothing to check
 
