@@ -14,7 +14,8 @@ them go to a JSON report; the exit status is 1 if any check failed.
   vit_speed    the ViT recipe's (config/vit_cifar10.py) training step: images/s and MFU
   kernelbench  code_check's KernelBench execution check: its reference ReLU kernel, compiled, against
                KernelBench's ReLU problem (--kernelbench=kernelbench.tar.gz), both as a load_inline
-               extension and as train_rl's execution reward builds it (the body behind a launcher)
+               extension and as train_rl's execution reward builds it (the body behind a launcher),
+               and its body in the CPU emulation the execution reward uses without a GPU
 
     python bench/gpu_check.py --kernelbench=kernelbench.tar.gz  # the peak is looked up from the GPU's name
     python bench/gpu_check.py --peak_flops=312e12       # or given: one device's dense bf16 FLOP/s
@@ -23,7 +24,8 @@ them go to a JSON report; the exit status is 1 if any check failed.
 --tiny=True runs each check on models and step counts small enough for a CPU (tests/test_gpu_check.py
 does), so that the day this first meets a GPU only the GPU can fail. On a CPU the ranks talk through
 gloo instead of NCCL, compile is skipped unless --compile=True, bf16 stands in for fp16 (with a CPU
-grad scaler), and KernelBench's harness runs with torch.relu standing in for the kernel.
+grad scaler), and KernelBench's harness runs with torch.relu standing in for the kernel (the
+emulation runs as on a GPU).
 
 Data: data_dir/shakespeare, prepared on first use from tiny Shakespeare (downloaded, or offline
 --shakespeare=a local input.txt) with GPT-2's tokenizer (offline: GPT2_TIKTOKEN_FILE=a local
@@ -295,31 +297,38 @@ def check_vit_speed():
 
 
 def check_kernelbench():
-    """code_check's reference ReLU kernel, compiled and run against KernelBench's ReLU problem. Without
-    CUDA there is nothing to compile for: the same harness runs with torch.relu standing in."""
+    """code_check's reference ReLU kernel, compiled and run against KernelBench's ReLU problem, and its
+    body in the CPU emulation that train_rl's execution reward uses without a GPU (the two must
+    agree). Without CUDA there is nothing to compile for: the same harness runs with torch.relu
+    standing in, beside the emulation."""
     if not kernelbench:
         return "SKIP", "no --kernelbench=PATH (kernelbench.tar.gz, or a directory holding KernelBench/level1)", {}
     problem = relu_problem
     if tiny:  # its module-level sizes (batch_size = 4096, dim = 393216: 6 GB) cut to 64
         problem = re.sub(r"(?m)^(\w+) = \d+$", r"\1 = 64", problem)
-    if device_type != "cuda":
-        result = code_check.kernelbench_run(problem, torch.relu, device)
-        return ("SKIP" if result["correct"] else "FAIL", f"{code_check.RELU_PROBLEM}: no CUDA to compile for; the "
-                f"harness with torch.relu standing in for the kernel: correct {result['correct']}", result)
-    result = code_check.kernelbench_check(problem, code_check.RELU_KERNEL, device)
-    # train_rl's execution reward: the same kernel's body behind the fixed launcher, through ctypes
     (relu,) = code_check.cuda_tasks(code_check.RELU_KERNEL)
     (task,) = code_check.kernelbench_tasks({code_check.RELU_PROBLEM: problem}, "train")
+    emulated = code_check.elementwise_emulate(problem, task, relu.reference)
+    if device_type != "cuda":
+        result = {**code_check.kernelbench_run(problem, torch.relu, device), "emulated": emulated}
+        passed = result["correct"] and emulated["correct"]
+        return ("SKIP" if passed else "FAIL", f"{code_check.RELU_PROBLEM}: no CUDA to compile for; the harness with "
+                f"torch.relu standing in for the kernel: correct {result['correct']}; the kernel's body emulated on "
+                f"the CPU: correct {emulated['correct']}", result)
+    result = code_check.kernelbench_check(problem, code_check.RELU_KERNEL, device)
+    # train_rl's execution reward: the same kernel's body behind the fixed launcher, through ctypes
     result["execution_reward"] = code_check.elementwise_check(problem, task, relu.reference, device)
+    result["emulated"] = emulated
     figures = []
-    for name, run in (("load_inline", result), ("execution reward", result["execution_reward"])):
+    for name, run in (("load_inline", result), ("execution reward", result["execution_reward"]),
+                      ("emulated on the CPU", emulated)):
         figure = f"{name}: compiled {run['compiled']}, correct {run['correct']}"
         if run.get("speedup"):
             figure += f", {run['speedup']:.2f}x PyTorch's speed"
         if run.get("message"):
             figure += f" ({run['message']})"
         figures.append(figure)
-    passed = all(run["compiled"] and run["correct"] for run in (result, result["execution_reward"]))
+    passed = all(run["compiled"] and run["correct"] for run in (result, result["execution_reward"], emulated))
     return "PASS" if passed else "FAIL", f"{code_check.RELU_PROBLEM}: " + "; ".join(figures), result
 
 

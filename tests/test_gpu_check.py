@@ -47,6 +47,7 @@ def test_every_check_runs_on_a_cpu_and_lands_in_the_report(tmp_path):
     assert result["checks"]["torchrun"]["max_abs_diff"] == 0.0  # one CPU process, launched either way
     if KERNELBENCH.exists():
         assert result["checks"]["kernelbench"]["correct"] is True  # the harness, torch.relu standing in
+        assert result["checks"]["kernelbench"]["emulated"]["correct"] is True  # the kernel's body, emulated
 
 
 def test_bad_settings_are_a_one_line_error(tmp_path):
