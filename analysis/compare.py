@@ -257,6 +257,7 @@ plot("throughput", f"Training throughput per {step_label}", step_key, (speed_key
 if any("nontrivial_rate" in record for run in runs for record in run["records"]):  # train_rl.py's runs
     plot("rl-nontrivial", "Held-out non-trivial rate per RL step", "iter", ("nontrivial_rate",), "RL step",
          "non-trivial and parses / compiles", percent=True)
+    plot("rl-reward", "Held-out reward per RL step", "iter", ("reward",), "RL step", "mean reward per completion")
     plot("rl-length", "Completion length per RL step", "iter", ("length",), "RL step", "tokens per completion")
     plot("rl-kl", "KL to the starting model per RL step", "iter", ("kl_to_start",), "RL step", "nats per token")
     if any("correct_rate" in record for run in runs for record in run["records"]):  # with execution_reward

@@ -139,7 +139,7 @@ def test_vit_runs_get_a_top1_plot_and_their_best_top1(tmp_path, monkeypatch):
 
 
 def test_rl_runs_get_their_held_out_plots_and_a_correct_plot_when_one_ran_kernels(tmp_path, monkeypatch):
-    records = [{"iter": 10 * i, "val_loss": 2.0 + 0.01 * i, "nontrivial_rate": 0.2 * i, "length": 90 - 10 * i,
+    records = [{"iter": 10 * i, "val_loss": 2.0 + 0.01 * i, "nontrivial_rate": 0.2 * i, "reward": 0.3 * i, "length": 90 - 10 * i,
                 "kl_to_start": 0.1 * i, "lr": 1e-4, "tokens_seen": 6400 * i, "elapsed_s": 60.0 * i + 5} for i in range(3)]
     compiled = write_run(tmp_path / "rl-compile", "gpt", records, {"language": "cuda"}, GPT_ARGS)
     executed = write_run(tmp_path / "rl-execution", "gpt", [{**r, "correct_rate": 0.1 * i, "fast_1": 0.0}
@@ -147,7 +147,7 @@ def test_rl_runs_get_their_held_out_plots_and_a_correct_plot_when_one_ran_kernel
                          {"language": "cuda", "execution_reward": True}, GPT_ARGS)
     names = lambda result: {os.path.basename(path)[2:-4] for path, _ in result["plots"]}
     alone = names(compare(monkeypatch, compiled, f"--out={tmp_path / 'a.html'}"))
-    assert {"rl-nontrivial", "rl-length", "rl-kl"} <= alone and "rl-correct" not in alone
+    assert {"rl-nontrivial", "rl-reward", "rl-length", "rl-kl"} <= alone and "rl-correct" not in alone
     assert "rl-correct" in names(compare(monkeypatch, compiled, executed, f"--out={tmp_path / 'b.html'}"))
 
 
