@@ -10,7 +10,8 @@ analysis/code_eval.py measures and what an RL reward scores.
   non-trivial: a CUDA body writes memory through a pointer parameter, a Python body does something
   other than pass / ... / a bare return. An empty body compiles; it must never score.
 - A sandbox for every command that reads or runs untrusted generated code (nvcc included), and the
-  execution check of a kernel on a GPU against a KernelBench problem's PyTorch reference.
+  execution check of a kernel against a KernelBench problem's PyTorch reference: run on a GPU, or
+  for one elementwise kernel body, emulated on the CPU one thread after another (g++).
 
     import code_check
     tasks = code_check.dataset_tasks("data/cuda_code", "val")           # [Task], cached in the data dir
