@@ -872,6 +872,14 @@ def kernelbench_problems(path, level=1):
     return problems
 
 
+def problem_namespace(problem_source):
+    """The globals of a KernelBench problem's source (Model, get_inputs, get_init_inputs) after running
+    it: the benchmark's trusted reference code, never generated code."""
+    namespace = {}
+    exec(compile(problem_source, "problem.py", "exec"), namespace)
+    return namespace
+
+
 def kernelbench_trial(forward, model, inputs, extra, tolerance=TOLERANCE):
     """One correctness trial of a candidate forward (the compiled kernel, or a stand-in) on fresh
     inputs, guarding KernelBench's known exploits. The reference runs after the candidate, on copies
@@ -922,8 +930,7 @@ def kernelbench_run(problem_source, forward, device, trials=3, seed=0):
     {"correct", "message", "ms", "ref_ms", "speedup"}. forward: the compiled extension's forward
     (or, in tests, a Python stand-in). Runs in the sandbox's subprocess for a compiled kernel."""
     import torch
-    namespace = {}
-    exec(compile(problem_source, "problem.py", "exec"), namespace)  # the problem's trusted reference code
+    namespace = problem_namespace(problem_source)
     torch.manual_seed(seed)
     init = namespace["get_init_inputs"]()
     model = namespace["Model"](*init).to(device).eval()
@@ -1039,8 +1046,7 @@ def elementwise(problem_source):
     if len(returns) != 1 or not (isinstance(returns[0].value, ast.List) and len(returns[0].value.elts) == 1) \
             or len(statements) != 1 or not isinstance(statements[0], ast.Return):
         return None  # one input, and a forward that is one return
-    namespace = {}
-    exec(compile(problem_source, "problem.py", "exec"), namespace)
+    namespace = problem_namespace(problem_source)
     if namespace["get_init_inputs"]():
         return None
     model = namespace["Model"]()
@@ -1122,6 +1128,11 @@ print(json.dumps({"compiled": True, **result}))
 """
 
 
+def preprocessor_line(body):
+    """Whether a body (comments and literals blanked) holds a preprocessor line; %: is C++'s digraph of #."""
+    return re.search(r"(?m)^\s*(#|%:)", body) is not None
+
+
 def elementwise_source(task, text):
     """The CUDA file the execution check builds: the task's prompt, the body as cut, the launcher."""
     return task.prompt + cut_completion(task, text) + ELEMENTWISE_LAUNCHER.format(kernel=task.name)
@@ -1136,7 +1147,7 @@ def elementwise_check(problem_source, task, text, device="cuda", timeout=120):
     one, the body is device code, which can only print before the verdict.
     {"compiled", "correct", "message", "ms", "ref_ms", "speedup"}."""
     body = blank_comments_and_literals(cut_completion(task, text))
-    if re.search(r"(?m)^\s*(#|%:)", body):  # %: is C++'s digraph of #
+    if preprocessor_line(body):
         return {"compiled": False, "correct": False, "speedup": None,
                 "message": "a preprocessor line in the body is refused: a macro could rewrite the launcher"}
     return run_harness(ELEMENTWISE_HARNESS, {"problem.py": problem_source, "kernel.cu": elementwise_source(task, text)},
@@ -1278,7 +1289,7 @@ def elementwise_emulate(problem_source, task, text, timeout=10):
     "speedup" (None: no timing)}."""
     body = blank_comments_and_literals(cut_completion(task, text))
     verdict = {"compiled": False, "correct": False, "share": 0.0, "message": "", "speedup": None}
-    if re.search(r"(?m)^\s*(#|%:)", body):
+    if preprocessor_line(body):
         return {**verdict, "message": "a preprocessor line in the body is refused: it could differ between nvcc and g++"}
     unsupported = NOT_EMULATED.search(body)
     if unsupported:
@@ -1291,8 +1302,7 @@ def emulation_inputs(problem_source):
     """([x], [the problem's Model(x)]) for EMULATION_SIZES: randn * 3 from seed 0, and the reference
     run here, in this process (the benchmark's trusted code, not generated code)."""
     import torch
-    namespace = {}
-    exec(compile(problem_source, "problem.py", "exec"), namespace)
+    namespace = problem_namespace(problem_source)
     model = namespace["Model"]()
     generator = torch.Generator().manual_seed(0)
     xs = [torch.randn(n, generator=generator) * 3 for n in EMULATION_SIZES]
