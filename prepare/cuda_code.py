@@ -9,6 +9,7 @@ each split's files in order, for code_check.dataset_tasks.
     python prepare/cuda_code.py cuda-kernels.tar.gz                   # a bpe.py tokenizer of 2048 ids
     python prepare/cuda_code.py cuda-kernels.tar.gz --weight NVIDIA+cutlass=0 karpathy+llm.c=3
     python prepare/cuda_code.py my_kernels/ more/*.cu --out_dir data/my_cuda
+    python prepare/cuda_code.py cuda-kernels.tar.gz --train_only data/elementwise_kernels.tar.gz
 """
 
 import hashlib
@@ -17,6 +18,7 @@ import os
 import re
 import sys
 import tarfile
+from itertools import chain
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -61,21 +63,24 @@ def source_files(paths):
             training.fail(f"{path} does not exist: give the tarball, a directory or .cu/.cuh files")
 
 
-def cuda_corpus(paths, weights, val_fraction, names):
+def cuda_corpus(paths, weights, val_fraction, names, train_only=()):
     """(split, text) for each distinct file, licence header dropped; a train file of a repository
-    with a weight N (its name's first component) comes N times (0: not at all). Appends each
-    document's file name to names[split], in the order the bins hold them."""
+    with a weight N (its name's first component) comes N times (0: not at all); the files of
+    train_only are all train. Appends each document's file name to names[split], in the order the
+    bins hold them."""
     def documents():
         seen = set()
         for split in names:
             names[split].clear()
-        for name, text in source_files(paths):
+        files = chain(((name, text, False) for name, text in source_files(paths)),
+                      ((name, text, True) for name, text in source_files(train_only)))
+        for name, text, always_train in files:
             text = strip_licence(text)
             digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()
             if digest in seen or not text.strip():
                 continue
             seen.add(digest)
-            split = corpus.hash_split(text, val_fraction)
+            split = "train" if always_train else corpus.hash_split(text, val_fraction)
             for _ in range(1 if split == "val" else weights.get(name.split("/")[0], 1)):
                 names[split].append(name)
                 yield split, text
@@ -89,6 +94,9 @@ def main():
     parser.add_argument("--weight", nargs="*", default=[], metavar="REPO=N",
                         help="train on a repository's files N times (0: leave them out of train), e.g. "
                              "karpathy+llm.c=3; its val files stay as they are")
+    parser.add_argument("--train_only", nargs="*", default=[], metavar="SOURCE",
+                        help="tarballs, directories or files whose kernels all train and none is held out, e.g. "
+                             "generated ones (prepare/elementwise_kernels.py)")
     args = parser.parse_args()
     weights = {}
     for spec in args.weight:
@@ -97,7 +105,7 @@ def main():
             training.fail(f"--weight {spec}: give REPO=N with N a whole number, e.g. karpathy+llm.c=3")
         weights[repo] = int(n)
     names = {"train": [], "val": []}
-    corpus.prepare(args, cuda_corpus(args.sources, weights, args.val_fraction, names))
+    corpus.prepare(args, cuda_corpus(args.sources, weights, args.val_fraction, names, args.train_only))
     with training.atomic_write(os.path.join(args.out_dir, "files.json")) as tmp, open(tmp, "w") as f:
         json.dump(names, f)
     meta_path = os.path.join(args.out_dir, "meta.json")

@@ -1,5 +1,6 @@
 """prepare/cuda_code.py's command line on a directory of hand-written kernels, and the completion
-tasks code_check builds from the dataset it writes: held-out files only, compiling references only."""
+tasks code_check builds from the dataset it writes: held-out files only, compiling references only;
+prepare/elementwise_kernels.py's generated kernels, each checked against PyTorch."""
 
 import json
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import code_check  # noqa: E402
+from prepare import cuda_code, elementwise_kernels  # noqa: E402
 
 COMPILES = "__global__ void scale{i}(float* x, int n) {{\n    int j = threadIdx.x;\n    if (j < n) x[j] *= {i}.0f;\n}}\n"
 NEEDS_PROJECT_HEADER = "__global__ void fused{i}(Params p) {{\n    p.out[threadIdx.x] = {i};\n}}\n"
@@ -66,3 +68,82 @@ def test_prepare_without_sources_is_one_line():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
         "error: no/such/kernels.tar.gz does not exist: give the tarball, a directory or .cu/.cuh files"]
+
+
+# prepare/elementwise_kernels.py: generated kernels, each checked against PyTorch by the CPU emulation
+
+ONE_OF_EACH = ["torch.relu(x)", "torch.sigmoid(x)", "torch.tanh(x)", "torch.abs(x)", "torch.exp(x)", "torch.sin(x)",
+               "torch.cos(x)", "torch.erf(x)", "torch.atan(x)", "torch.sqrt(torch.abs(x))", "torch.log1p(torch.abs(x))",
+               "torch.square(x - 1)", "torch.pow(x, 3.0)", "torch.clamp(x, min=-1.0, max=2.0)", "torch.clamp(x, max=0.5)",
+               "torch.where(x > 0, x, 0.5 * x)", "F.silu(x)", "F.softsign(x)", "F.relu6(x)", "F.elu(x, alpha=0.5)",
+               "-x / (1 + torch.exp(2.0 * x))", "torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0)))"]
+
+
+def problem_of(expression):
+    """A KernelBench-format problem whose forward returns the expression of x."""
+    return (f"import math\nimport torch\nimport torch.nn.functional as F\n\nclass Model(torch.nn.Module):\n"
+            f"    def forward(self, x):\n        return {expression}\n\ndef get_inputs():\n"
+            f"    return [torch.randn(16, 4096)]\n\ndef get_init_inputs():\n    return []\n")
+
+
+def emulated(expression):
+    problem = problem_of(expression)
+    (task,) = code_check.kernelbench_tasks({"1_Generated": problem}, "train", scaffold=True)
+    return code_check.elementwise_emulate(problem, task, f"\n    {elementwise_kernels.cuda_body(expression)}\n}}")
+
+
+def test_every_call_the_generator_writes_reads_in_cuda_as_pytorch_computes_it():
+    for expression in ONE_OF_EACH:
+        assert emulated(expression)["correct"], (expression, elementwise_kernels.cuda_body(expression))
+    written = " ".join(ONE_OF_EACH)
+    assert all(name in written for name in elementwise_kernels.CALLS)  # each call is checked above
+
+
+def test_generated_expressions_are_distinct_compute_right_and_leave_the_held_out_functions_out():
+    pairs = list(elementwise_kernels.generate(400, seed=3))
+    expressions = [expression for expression, _ in pairs]
+    assert len(set(expressions)) == 400
+    assert not any(name in expression for expression in expressions for name in ("leaky_relu", "hardsigmoid", "hardtanh"))
+    for expression in expressions[:12]:  # random compositions, not only single calls
+        assert emulated(expression)["correct"], expression
+
+
+def test_a_generated_kernel_is_the_scaffolded_prompt_then_one_store():
+    assert elementwise_kernels.kernel_source(7, "torch.relu(x) * 0.5") == (
+        code_check.PREAMBLE
+        + "// Generated elementwise kernel 7: y = torch.relu(x) * 0.5, element by element over the n floats of x\n"
+        "__global__ void generated7_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t n) {\n"
+        "    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;\n"
+        "    if (i >= n) return;\n"
+        "    y[i] = fmaxf(x[i], 0.0f) * 0.5f;\n"
+        "}\n")
+
+
+def test_generated_kernels_compile_and_prepare_trains_on_them_and_holds_none_out(tmp_path):
+    run = {"cwd": REPO, "capture_output": True, "text": True, "timeout": 300}
+    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=30",
+                           f"--out={tmp_path / 'generated.tar.gz'}"], **run)
+    assert done.returncode == 0, done.stderr
+    generated = dict(cuda_code.source_files([str(tmp_path / "generated.tar.gz")]))
+    assert len(generated) == 30
+    for text in list(generated.values())[:3]:  # nvcc takes the body after its prompt
+        prompt, body = text.split("if (i >= n) return;")
+        task = code_check.Task("cuda", "k", prompt + "if (i >= n) return;", "", "generated")
+        assert code_check.score(task, body.rstrip("\n")).reward == 1.0
+
+    (tmp_path / "kernels").mkdir()
+    for i in range(8):
+        (tmp_path / "kernels" / f"k{i}.cu").write_text(COMPILES.format(i=i))
+    done = subprocess.run([sys.executable, "prepare/cuda_code.py", str(tmp_path / "kernels"), "--train_only",
+                           str(tmp_path / "generated.tar.gz"), "--out_dir", str(tmp_path / "data"),
+                           "--vocab_size=300", "--val_fraction=0.5", "--num_proc=1"], **run)
+    assert done.returncode == 0, done.stderr
+    files = json.loads((tmp_path / "data" / "files.json").read_text())
+    assert set(generated) <= set(files["train"]) and not set(generated) & set(files["val"])
+    assert files["val"] and set(files["train"]) - set(generated)  # the other kernels are split as before
+
+
+def test_generator_with_no_kernels_to_write_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=0", f"--out={tmp_path / 'x.tar.gz'}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.strip() == "error: --count must be at least 1, got 0"
