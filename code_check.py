@@ -1005,8 +1005,8 @@ def kernelbench_check(problem_source, cuda_source, device="cuda", timeout=600):
 
 def fast_p(results, p=1.0):
     """KernelBench's fast_p: the share of problems whose kernel is correct and more than p times as
-    fast as the reference (fast_0 is the share correct)."""
-    return sum(bool(r.get("correct")) and r["speedup"] > p for r in results) / len(results)
+    fast as the reference (fast_0 is the share correct, timed or not: the CPU's emulation is not)."""
+    return sum(bool(r.get("correct")) and (p == 0 or (r["speedup"] or 0.0) > p) for r in results) / len(results)
 
 
 # -----------------------------------------------------------------------------
@@ -1285,7 +1285,8 @@ def elementwise_emulate(problem_source, task, text, timeout=10):
     problem's Model at KernelBench's tolerance. Refused: a preprocessor line (as elementwise_check)
     and what one thread at a time cannot emulate (shared memory, barriers, warp intrinsics).
     {"compiled" (g++ built it), "correct", "share" (of all inputs' output elements, those within the
-    tolerance, none of an input whose launch wrote outside y; 0 after a crash or a hang), "message",
+    tolerance, none of an input whose launch wrote outside y; 0 after a crash or a hang, and for a
+    body that never reads x), "message",
     "speedup" (None: no timing)}."""
     body = blank_comments_and_literals(cut_completion(task, text))
     verdict = {"compiled": False, "correct": False, "share": 0.0, "message": "", "speedup": None}
@@ -1294,7 +1295,10 @@ def elementwise_emulate(problem_source, task, text, timeout=10):
     unsupported = NOT_EMULATED.search(body)
     if unsupported:
         return {**verdict, "message": f"{unsupported.group(1)} is not emulated: the CPU runs threads one after another"}
-    return {**verdict, **emulate(problem_source, emulation_source(task, text), timeout)}
+    result = {**verdict, **emulate(problem_source, emulation_source(task, text), timeout)}
+    if not re.search(r"(?<!\.)(?<!->)\bx\b", body):  # not blockIdx.x; y[i] = 0.0f is right wherever the function is 0 (exploit 10, docs/rl.md)
+        result["share"] = 0.0
+    return result
 
 
 @functools.lru_cache(maxsize=64)

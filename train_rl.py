@@ -171,6 +171,7 @@ eval_samples = 4              # completions per held-out task
 eval_temperature = 0.8        # sampling temperature of the evaluations
 eval_iters = 20               # val.bin batches for the held-out LM loss (does RL make it forget?)
 eval_only = False             # evaluate once and exit
+eval_split = "val"            # the tasks evaluations sample: 'val' (held out) or, with eval_only, 'train' (those RL trains on)
 always_save_checkpoint = True  # write ckpt.pt at every eval (else only when the run stops or ends); best.pt when the held-out reward improves
 init_from = "base"            # 'base' (base_dir's best.pt), 'resume' (out_dir/ckpt.pt) or 'auto' (resume if it exists)
 overwrite = False             # let a fresh run replace the trained model in out_dir
@@ -241,10 +242,13 @@ configurator.check_settings(
     at_least_0="eval_tasks log_interval hint_iters length_floor kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
     positive="temperature eval_temperature clip_eps learning_rate",
     below_1="reward_valid reward_store reward_share clip_eps beta1 beta2",
-    choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"),
+    choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"), "eval_split": ("val", "train"),
              "optimizer": optimizers.OPTIMIZERS, "loss_average": ("token", "completion")})
 if group_size < 2:
     training.fail(f"group_size must be at least 2 (a group of one has no mean to compare with), got {group_size}")
+if eval_split == "train" and not eval_only:
+    training.fail("eval_split=train measures the tasks RL trains on, for --eval_only=True: a run's evaluations "
+                  "and its best.pt are on held-out tasks")
 if reward_store and language != "cuda":
     training.fail("reward_store pays a kernel that stores through a pointer but does not compile: "
                   "it needs --language=cuda")
@@ -398,7 +402,8 @@ def ender(task):
 
 problems = code_check.kernelbench_problems(kernelbench) if kernelbench else {}  # {name: source}
 train_tasks = [] if eval_only else load_tasks("train")  # (CUDA: the first run compiles every reference once)
-val_tasks = load_tasks("val")
+val_tasks = load_tasks(eval_split)
+evaluated = "held-out" if eval_split == "val" else "training-task"  # what the evaluations' lines call their tasks
 # the held-out tasks of every evaluation: a fixed sample of eval_tasks (a split's tasks come file by
 # file, and the first ones would be a few files' functions), the same whatever the run's seed
 val_tasks = random.Random(0).sample(val_tasks, min(eval_tasks or len(val_tasks), len(val_tasks)))
@@ -636,14 +641,14 @@ while True:
         val_loss = val_lm_loss()
         last_eval_iter = iter_num
         if ddp.master:
-            print(f"step {iter_num}: held-out reward {result['reward']:.3f}, non-trivial {result['nontrivial_rate']:.1%} "
+            print(f"step {iter_num}: {evaluated} reward {result['reward']:.3f}, non-trivial {result['nontrivial_rate']:.1%} "
                   f"({result['nontrivial_length']:.1f} long), valid {result['valid_rate']:.1%}, pass@{eval_samples} {result['pass_at_k']:.1%}, "
                   f"length {result['length']:.1f} ({result['finished_rate']:.0%} finished, {result['finished_length']:.1f} long), KL {result['kl_to_start']:.4f}, entropy {result['entropy']:.3f}, "
                   f"distinct-2 {result['distinct_2']:.3f}, val loss {val_loss:.4f}"
                   + (f", correct {result['correct_rate']:.1%}" if execution_reward else "")
                   + (f", fast_1 {result['fast_1']:.1%}" if "fast_1" in result else ""))
             for prompt, text, reward in samples:
-                print(f"--- a held-out sample (reward {reward}):\n{prompt[-200:]}{text}\n---")
+                print(f"--- a {evaluated} sample (reward {reward}):\n{prompt[-200:]}{text}\n---")
         metrics.log({"iter": iter_num, "val_loss": val_loss, **result, "lr": lr,
                      "tokens_seen": completion_tokens_seen, "elapsed_s": round(elapsed_before + timer.elapsed(), 3)})
         improved = result["reward"] > best_reward
@@ -731,14 +736,16 @@ while True:
     completion_tokens_seen += int(num_tokens)
     sampled = [(r, ids, c) for j, (r, ids, c) in enumerate(zip(results, completions, credits)) if j % members < group_size]  # not the originals
     totals = all_ranks_sum([sum(r.reward for r, _, _ in sampled), sum(r.nontrivial for r, _, _ in sampled), len(sampled),
-                            sum(len(ids) for _, ids, _ in sampled), hint_tokens, sum(c for _, _, c in sampled)])
+                            sum(len(ids) for _, ids, _ in sampled), hint_tokens, sum(c for _, _, c in sampled),
+                            sum(r.correct for r, _, _ in sampled)])
     log_stats.append((totals[0] / totals[2], totals[1] / totals[2], totals[3] / totals[2], totals[4] / tasks_per_step,
-                      totals[5] / totals[2], time.time() - step_start))
+                      totals[5] / totals[2], totals[6] / totals[2], time.time() - step_start))
     if log_interval > 0 and iter_num % log_interval == 0:
         guard.check()
         if ddp.master:
-            reward_mean, rate, length, hint, credit, seconds = (sum(col) / len(log_stats) for col in zip(*log_stats))
+            reward_mean, rate, length, hint, credit, correct, seconds = (sum(col) / len(log_stats) for col in zip(*log_stats))
             print(f"iter {iter_num}: reward {reward_mean:.3f}, non-trivial {rate:.1%}, length {length:.1f}, "
+                  + (f"correct {correct:.1%}, " if execution_reward else "")
                   + (f"hint {hint:.1f} tokens, " if hint_iters > 0 else "")
                   + (f"length credit {credit:.2f}, " if length_floor > 0 else "") + f"{seconds:.2f} s/iter")
         log_stats = []

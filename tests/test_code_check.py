@@ -622,6 +622,8 @@ def test_fast_p_counts_correct_kernels_faster_than_p():
                {"correct": True, "speedup": 1.0}]
     assert code_check.fast_p(results, 1.0) == 1 / 4   # only the 2x one: 1.0x is not faster
     assert code_check.fast_p(results, 0.0) == 3 / 4   # fast_0: the share correct
+    untimed = [{"correct": True, "speedup": 0.0}, {"correct": False, "speedup": 0.0}]  # the CPU's emulation times nothing
+    assert code_check.fast_p(untimed, 0.0) == 1 / 2 and code_check.fast_p(untimed, 1.0) == 0.0
 
 
 # -----------------------------------------------------------------------------
@@ -774,6 +776,15 @@ def test_the_share_right_is_the_elements_where_the_function_agrees_with_the_refe
     x = torch.cat(xs)  # y = x is right where relu(x) is x within the tolerance (0.01 + 0.01 * 0): x >= -0.01
     assert identity["share"] == (x >= -0.01).sum().item() / x.numel() and 0.4 < identity["share"] < 0.6
     assert not identity["correct"] and "wrong values" in identity["message"]
+
+
+
+def test_a_body_that_never_reads_x_earns_no_share_though_a_constant_is_sometimes_right(kernelbench_dir):
+    problem, task = relu_task(kernelbench_dir)
+    zero = code_check.elementwise_emulate(problem, task, BOUNDED + "y[i] = 0.0f; // x\n}")  # a comment reads nothing
+    assert zero["compiled"] and not zero["correct"] and zero["share"] == 0.0  # relu(x) is 0 for half of x
+    times_zero = code_check.elementwise_emulate(problem, task, BOUNDED + "y[i] = x[i] * 0.0f;\n}")
+    assert 0.4 < times_zero["share"] < 0.6  # reads x: the emulation counts its share
 
 
 def test_a_body_without_a_bounds_check_writes_past_the_end_of_y_and_fails(kernelbench_dir):

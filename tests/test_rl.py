@@ -340,7 +340,8 @@ def test_bad_settings_are_one_line_errors(base):
                            ("--execution_reward=True", "pass --kernelbench=kernelbench.tar.gz"),
                            ("--reward_store=0.1", "reward_store pays a kernel that stores"),
                            ("--reward_share=0.5", "reward_share pays a share of a kernel's output elements"),
-                           ("--kernelbench_scaffold=True", "kernelbench_scaffold is part of KernelBench's prompts")]:
+                           ("--kernelbench_scaffold=True", "kernelbench_scaffold is part of KernelBench's prompts"),
+                           ("--eval_split=train", "eval_split=train measures the tasks RL trains on, for --eval_only=True")]:
         result = run(rl_args(base, base / "bad", extra), check=False)
         assert result.returncode != 0 and result.stderr.strip().splitlines() == [
             next(line for line in result.stderr.splitlines() if line.startswith("error:"))]
@@ -416,3 +417,7 @@ def test_the_execution_reward_without_a_gpu_emulates_the_kernels_and_logs_the_co
     assert [r["iter"] for r in records] == [0, 2] and all(r["correct_rate"] == 0.0 for r in records)  # a tiny model
     assert all("fast_1" not in r for r in records)  # an emulation is not timed
     assert "correct 0.0%" in result.stdout and "fast_1" not in result.stdout
+    # the same figures on the task it trained on, level 1's ReLU alone in the fixture's training split
+    result = run(rl_args(cuda_base, cuda_base / "emulated-train", "--language=cuda", f"--kernelbench={kernelbench_dir}",
+                         "--max_new_tokens=16", "--execution_reward=True", "--eval_only=True", "--eval_split=train"))
+    assert "1 train tasks" in result.stdout and "step 0: training-task reward" in result.stdout
