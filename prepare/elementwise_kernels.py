@@ -6,9 +6,12 @@ the kernel's signature, the thread's element and the bounds check, then the one 
 y[i]). A model that has seen torch.tanh read as tanhf and torch.clamp as fminf(fmaxf(..)) can compose
 the body of an expression it never saw. The functions of KernelBench's held-out problems
 (leaky_relu, hardsigmoid, hardtanh) are never generated, so those tasks stay held out.
-Writes data/elementwise_kernels.tar.gz, one .cu file a kernel, for prepare/cuda_code.py's --train_only.
+Writes data/elementwise_kernels.tar.gz, one .cu file a kernel, for prepare/cuda_code.py's --train_only;
+with --problems, KernelBench-format problems of new expressions instead, for train_rl.py's tasks.
 
     python prepare/elementwise_kernels.py                        # 40,000 kernels
+    python prepare/elementwise_kernels.py --problems data/generated_problems --count=400 --seed=1 \\
+        --exclude data/elementwise_kernels.tar.gz                # 400 problems none of those kernels computes
     python prepare/cuda_code.py cuda-kernels.tar.gz --weight NVIDIA+cutlass=0 NVIDIA+cuda-samples=3 \\
         karpathy+llm.c=3 ggml-org+ggml=3 --train_only data/elementwise_kernels.tar.gz --out_dir data/cuda_elementwise
 """
@@ -18,6 +21,8 @@ import ast
 import io
 import os
 import random
+import re
+import shutil
 import sys
 import tarfile
 
@@ -182,15 +187,32 @@ def kernel_source(number, expression):
             code_check.ELEMENTWISE_SCAFFOLD + f"\n    {cuda_body(expression)}\n}}\n")
 
 
-def generate(count, seed):
-    """count distinct (expression, kernel source) pairs."""
+def problem_source(expression):
+    """A KernelBench-format problem (code_check.kernelbench_tasks reads it) whose Model returns the
+    expression of x."""
+    return (f"import math\nimport torch\nimport torch.nn.functional as F\n\n\nclass Model(torch.nn.Module):\n"
+            f"    def forward(self, x):\n        return {expression}\n\n\ndef get_inputs():\n"
+            f"    return [torch.randn(16, 16384)]\n\n\ndef get_init_inputs():\n    return []\n")
+
+
+def expressions_in(tarball):
+    """The expressions of a tarball of generated kernels, read from their comments."""
+    comment = re.compile(r"^// Generated elementwise kernel \d+: y = (.*), element by element over the n floats of x$", re.M)
+    with tarfile.open(tarball) as tar:
+        return {match.group(1) for member in tar.getmembers() if member.isfile()
+                for match in comment.finditer(tar.extractfile(member).read().decode("utf-8"))}
+
+
+def generate(count, seed, exclude=frozenset()):
+    """count distinct (expression, kernel source) pairs, none of whose expressions is in exclude."""
     import torch
     rng = random.Random(seed)
     x = torch.randn(1000, generator=torch.Generator().manual_seed(seed)) * 3
     seen = set()
     while len(seen) < count:
         expression = ast.unparse(ast.parse(random_expression(rng, rng.choice([1, 1, 2, 2, 3]))))
-        if expression in seen or any(name in expression for name in HELD_OUT) or not usable(expression, x):
+        if expression in seen or expression in exclude or any(name in expression for name in HELD_OUT) \
+                or not usable(expression, x):
             continue
         seen.add(expression)
         yield expression, kernel_source(len(seen) - 1, expression)
@@ -201,12 +223,34 @@ def main():
     parser.add_argument("--count", type=int, default=40000, help="kernels to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="data/elementwise_kernels.tar.gz")
+    parser.add_argument("--problems", metavar="DIR", help="write KernelBench-format problems instead, as "
+                        "DIR/KernelBench/level1/N_Generated.py (N from 1; train_rl.py holds out every fourth), "
+                        "for train_rl.py --kernelbench=DIR")
+    parser.add_argument("--exclude", nargs="*", default=[], metavar="TARBALL",
+                        help="tarballs of generated kernels whose expressions are not written again: the problems "
+                             "of a model trained on them are new to it")
     args = parser.parse_args()
     if args.count < 1:
         training.fail(f"--count must be at least 1, got {args.count}")
+    for tarball in args.exclude:
+        if not (os.path.isfile(tarball) and tarfile.is_tarfile(tarball)):
+            training.fail(f"--exclude {tarball}: not a tarball of generated kernels; write one with this script first")
+    exclude = set().union(*map(expressions_in, args.exclude))
+    if args.problems:
+        folder = os.path.join(args.problems, "KernelBench", "level1")
+        staging = folder + ".tmp"  # written aside and swapped in whole: never half a problem set
+        shutil.rmtree(staging, ignore_errors=True)
+        training.make_dir(staging)
+        for number, (expression, _) in enumerate(generate(args.count, args.seed, exclude), start=1):
+            with open(os.path.join(staging, f"{number}_Generated.py"), "w") as f:
+                f.write(problem_source(expression))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+        print(f"{args.count:,} problems in {folder}")
+        return
     training.make_dir(os.path.dirname(args.out) or ".")
     with training.atomic_write(args.out) as tmp, tarfile.open(tmp, "w:gz") as tar:
-        for number, (_, source) in enumerate(generate(args.count, args.seed)):
+        for number, (_, source) in enumerate(generate(args.count, args.seed, exclude)):
             encoded = source.encode("utf-8")
             member = tarfile.TarInfo(f"elementwise_kernels/{number:05d}.cu")
             member.size = len(encoded)

@@ -79,15 +79,8 @@ ONE_OF_EACH = ["torch.relu(x)", "torch.sigmoid(x)", "torch.tanh(x)", "torch.abs(
                "-x / (1 + torch.exp(2.0 * x))", "torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0)))"]
 
 
-def problem_of(expression):
-    """A KernelBench-format problem whose forward returns the expression of x."""
-    return (f"import math\nimport torch\nimport torch.nn.functional as F\n\nclass Model(torch.nn.Module):\n"
-            f"    def forward(self, x):\n        return {expression}\n\ndef get_inputs():\n"
-            f"    return [torch.randn(16, 4096)]\n\ndef get_init_inputs():\n    return []\n")
-
-
 def emulated(expression):
-    problem = problem_of(expression)
+    problem = elementwise_kernels.problem_source(expression)
     (task,) = code_check.kernelbench_tasks({"1_Generated": problem}, "train", scaffold=True)
     return code_check.elementwise_emulate(problem, task, f"\n    {elementwise_kernels.cuda_body(expression)}\n}}")
 
@@ -143,7 +136,30 @@ def test_generated_kernels_compile_and_prepare_trains_on_them_and_holds_none_out
     assert files["val"] and set(files["train"]) - set(generated)  # the other kernels are split as before
 
 
-def test_generator_with_no_kernels_to_write_is_one_line(tmp_path):
+def test_generated_problems_are_kernelbench_tasks_new_to_a_model_trained_on_the_kernels(tmp_path):
+    run = {"cwd": REPO, "capture_output": True, "text": True, "timeout": 300}
+    kernels, problems = tmp_path / "kernels.tar.gz", tmp_path / "problems"
+    assert subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=300", f"--out={kernels}"],
+                          **run).returncode == 0
+    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=40", "--seed=1",
+                           f"--problems={problems}", f"--exclude={kernels}"], **run)
+    assert done.returncode == 0, done.stderr
+    seen = elementwise_kernels.expressions_in(kernels)
+    assert len(seen) == 300
+    sources = code_check.kernelbench_problems(str(problems))
+    tasks = {split: code_check.kernelbench_tasks(sources, split, scaffold=True) for split in ("train", "val")}
+    assert len(tasks["train"]) == 30 and len(tasks["val"]) == 10  # every fourth number held out
+    expressions = {code_check.elementwise(source) for source in sources.values()}
+    assert len(expressions) == 40 and not expressions & seen
+    # without the exclusion the same seed writes some of the kernels' expressions: the exclusion did the work
+    assert {e for e, _ in elementwise_kernels.generate(40, seed=1)} & seen
+
+
+def test_generator_bad_input_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=0", f"--out={tmp_path / 'x.tar.gz'}"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.strip() == "error: --count must be at least 1, got 0"
+    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", f"--problems={tmp_path}", "--exclude=no.tar.gz"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        "error: --exclude no.tar.gz: not a tarball of generated kernels; write one with this script first"]
