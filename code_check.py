@@ -778,17 +778,20 @@ def pass_at_k(n, c, k):
 
 def documents(data_dir, split):
     """(name, text) of each document (file) of data_dir/{split}.bin, decoded and cut at
-    <|endoftext|>; names from the files.json a prepare script wrote, else "val.bin document 3"."""
+    <|endoftext|>; names from the files.json a prepare script wrote, else "val.bin document 3".
+    The files it lists as train_only (prepare/cuda_code.py --train_only: generated kernels) are
+    training data, not tasks, and are left out."""
     import numpy as np
     import data
     meta = data.read_meta(data_dir, "prepare the dataset first")
     _, decode = data.load_tokenizer(meta, data_dir)
     texts = decode(np.memmap(os.path.join(data_dir, f"{split}.bin"), dtype=np.uint16, mode="r").tolist()).split(EOT)[:-1]
-    names = [f"{split}.bin document {i}" for i in range(len(texts))]
+    names, train_only = [f"{split}.bin document {i}" for i in range(len(texts))], set()
     if os.path.exists(os.path.join(data_dir, "files.json")):
         with open(os.path.join(data_dir, "files.json"), encoding="utf-8") as f:
-            names = json.load(f).get(split, names)
-    return list(zip(names, texts))
+            listed = json.load(f)
+        names, train_only = listed.get(split, names), set(listed.get("train_only", []))
+    return [(name, text) for name, text in zip(names, texts) if name not in train_only]
 
 
 def compiling_tasks(tasks, workers=None):

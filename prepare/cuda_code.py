@@ -67,7 +67,7 @@ def cuda_corpus(paths, weights, val_fraction, names, train_only=()):
     """(split, text) for each distinct file, licence header dropped; a train file of a repository
     with a weight N (its name's first component) comes N times (0: not at all); the files of
     train_only are all train. Appends each document's file name to names[split], in the order the
-    bins hold them."""
+    bins hold them, and a train_only file's to names["train_only"] too: training data, not tasks."""
     def documents():
         seen = set()
         for split in names:
@@ -81,6 +81,8 @@ def cuda_corpus(paths, weights, val_fraction, names, train_only=()):
                 continue
             seen.add(digest)
             split = "train" if always_train else corpus.hash_split(text, val_fraction)
+            if always_train:
+                names["train_only"].append(name)
             for _ in range(1 if split == "val" else weights.get(name.split("/")[0], 1)):
                 names[split].append(name)
                 yield split, text
@@ -104,7 +106,7 @@ def main():
         if not n.isdigit():
             training.fail(f"--weight {spec}: give REPO=N with N a whole number, e.g. karpathy+llm.c=3")
         weights[repo] = int(n)
-    names = {"train": [], "val": []}
+    names = {"train": [], "val": [], "train_only": []}
     corpus.prepare(args, cuda_corpus(args.sources, weights, args.val_fraction, names, args.train_only))
     with training.atomic_write(os.path.join(args.out_dir, "files.json")) as tmp, open(tmp, "w") as f:
         json.dump(names, f)

@@ -134,6 +134,9 @@ def test_generated_kernels_compile_and_prepare_trains_on_them_and_holds_none_out
     files = json.loads((tmp_path / "data" / "files.json").read_text())
     assert set(generated) <= set(files["train"]) and not set(generated) & set(files["val"])
     assert files["val"] and set(files["train"]) - set(generated)  # the other kernels are split as before
+    assert sorted(files["train_only"]) == sorted(generated)
+    tasks = code_check.dataset_tasks(str(tmp_path / "data"), "train")  # training data, not RL's tasks
+    assert tasks and not {t.source for t in tasks} & set(generated)
 
 
 def test_generated_problems_are_kernelbench_tasks_new_to_a_model_trained_on_the_kernels(tmp_path):
