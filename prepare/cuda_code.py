@@ -80,9 +80,9 @@ def cuda_corpus(paths, weights, val_fraction, names, train_only=()):
             if digest in seen or not text.strip():
                 continue
             seen.add(digest)
-            split = "train" if always_train else corpus.hash_split(text, val_fraction)
             if always_train:
                 names["train_only"].append(name)
+            split = "train" if always_train else corpus.hash_split(text, val_fraction)
             for _ in range(1 if split == "val" else weights.get(name.split("/")[0], 1)):
                 names[split].append(name)
                 yield split, text

@@ -19,12 +19,16 @@ with --problems, KernelBench-format problems of new expressions instead, for tra
 import argparse
 import ast
 import io
+import math
 import os
 import random
 import re
 import shutil
 import sys
 import tarfile
+
+import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import code_check  # noqa: E402
@@ -168,11 +172,8 @@ def random_expression(rng, depth):
 
 
 def usable(expression, x):
-    """An expression worth a kernel: it reads x, is finite and of moderate size on x (exp of exp
-    overflows), and is not already one of its parts' (abs of relu)."""
-    import torch
-    import torch.nn.functional as F  # noqa: F401 (the expression's F)
-    import math  # noqa: F401 (the expression's math)
+    """An expression worth a kernel: it reads x, and on x it is finite, of moderate size (exp of exp
+    overflows) and not constant."""
     if not any(isinstance(node, ast.Name) and node.id == "x" for node in ast.walk(ast.parse(expression))):
         return False
     y = eval(expression, {"torch": torch, "F": F, "math": math, "x": x})  # our own generated PyTorch
@@ -205,7 +206,6 @@ def expressions_in(tarball):
 
 def generate(count, seed, exclude=frozenset()):
     """count distinct (expression, kernel source) pairs, none of whose expressions is in exclude."""
-    import torch
     rng = random.Random(seed)
     x = torch.randn(1000, generator=torch.Generator().manual_seed(seed)) * 3
     seen = set()
@@ -238,6 +238,9 @@ def main():
     exclude = set().union(*map(expressions_in, args.exclude))
     if args.problems:
         folder = os.path.join(args.problems, "KernelBench", "level1")
+        if os.path.isdir(folder) and any(not name.endswith("_Generated.py") for name in os.listdir(folder)):
+            training.fail(f"--problems {args.problems}: {folder} holds problems this script did not write "
+                          "(KernelBench's own?), which it would replace; give another directory")
         staging = folder + ".tmp"  # written aside and swapped in whole: never half a problem set
         shutil.rmtree(staging, ignore_errors=True)
         training.make_dir(staging)

@@ -166,3 +166,9 @@ def test_generator_bad_input_is_one_line(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
         "error: --exclude no.tar.gz: not a tarball of generated kernels; write one with this script first"]
+    (tmp_path / "KernelBench" / "level1").mkdir(parents=True)
+    (tmp_path / "KernelBench" / "level1" / "19_ReLU.py").write_text("# KernelBench's own\n")
+    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", f"--problems={tmp_path}", "--count=2"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.strip().startswith(f"error: --problems {tmp_path}: ")
+    assert (tmp_path / "KernelBench" / "level1" / "19_ReLU.py").exists()  # left as it was
