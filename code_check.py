@@ -617,9 +617,9 @@ def run_sandboxed(argv, files=None, timeout=10.0, cpu_seconds=None, memory_bytes
     """
     Run argv in a fresh, empty temporary directory holding only `files` ({name: text}), and return
     Completed(returncode, stdout, stderr, timed_out). The process gets: a new process group, killed
-    whole (SIGKILL) at `timeout` seconds of wall time or when argv exits; limits on CPU seconds,
-    address space (memory_bytes; None for CUDA programs, which reserve terabytes of virtual
-    addresses), the size of any file it writes, and its user's number of processes (max_processes
+    whole (SIGKILL) at `timeout` seconds of wall time or when argv exits; limits on CPU seconds
+    (cpu_seconds, by default one more than the timeout), address space (memory_bytes; None for CUDA
+    programs, which reserve terabytes of virtual addresses), the size of any file it writes, and its user's number of processes (max_processes
     more than now; the kernel exempts root, whose fork bomb only the timeout stops); no file writes
     outside its directory (Landlock, on Linux >= 5.13); a minimal environment (PATH, HOME and
     TMPDIR in its directory, plus env) and stdin closed. The directory is deleted afterwards.
@@ -633,7 +633,9 @@ def run_sandboxed(argv, files=None, timeout=10.0, cpu_seconds=None, memory_bytes
         for name, text in (files or {}).items():
             with open(os.path.join(workdir, name), "w", encoding="utf-8") as f:
                 f.write(text)
-        limits = {"cpu_seconds": math.ceil(cpu_seconds or timeout), "memory_bytes": memory_bytes,
+        # the CPU limit a second past the timeout: a backstop, so that the wall clock stops a busy loop
+        # first and says so (at the same second the two raced, and a loop killed by either looked alike)
+        limits = {"cpu_seconds": math.ceil(cpu_seconds or timeout + 1), "memory_bytes": memory_bytes,
                   "file_bytes": file_bytes, "max_processes": max_processes}
         environment = {"PATH": os.pathsep.join([os.path.dirname(argv[0]), "/usr/bin", "/bin"]), "HOME": workdir,
                        "TMPDIR": workdir, "LANG": "C.UTF-8", **(env or {})}
