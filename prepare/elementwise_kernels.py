@@ -3,13 +3,16 @@ Generated elementwise kernels, to train a CUDA model on code closer to KernelBen
 tasks than the corpus's: random PyTorch expressions of one tensor x, each followed by the kernel that
 computes it, in the prompts' own format (code_check.kernelbench_tasks: the expression as a comment,
 the kernel's signature, the thread's element and the bounds check, then the one line that stores
-y[i]). A model that has seen torch.tanh read as tanhf and torch.clamp as fminf(fmaxf(..)) can compose
+y[i]); with --varied, a share of them as the corpus writes kernels instead: no comment, names, types
+and index idioms of their own, some in place, so that a model learns to read a signature it has not
+seen and store through its pointer (the corpus's tasks are such signatures). A model that has seen torch.tanh read as tanhf and torch.clamp as fminf(fmaxf(..)) can compose
 the body of an expression it never saw. The functions of KernelBench's held-out problems
 (leaky_relu, hardsigmoid, hardtanh) are never generated, so those tasks stay held out.
 Writes data/elementwise_kernels.tar.gz, one .cu file a kernel, for prepare/cuda_code.py's --train_only;
 with --problems, KernelBench-format problems of new expressions instead, for train_rl.py's tasks.
 
     python prepare/elementwise_kernels.py                        # 40,000 kernels
+    python prepare/elementwise_kernels.py --varied=0.5 --out data/varied_kernels.tar.gz   # half of them varied
     python prepare/elementwise_kernels.py --problems data/generated_problems --count=400 --seed=1 \\
         --exclude data/elementwise_kernels.tar.gz                # 400 problems none of those kernels computes
     python prepare/cuda_code.py cuda-kernels.tar.gz --weight NVIDIA+cutlass=0 NVIDIA+cuda-samples=3 \\
@@ -188,6 +191,47 @@ def kernel_source(number, expression):
             code_check.ELEMENTWISE_SCAFFOLD + f"\n    {cuda_body(expression)}\n}}\n")
 
 
+# The varied forms: what the corpus's simple kernels look like (vectorAdd, squareArray, sequence_gpu).
+INPUTS = ["x", "in", "input", "src", "a", "data", "inp", "d_in", "d_input", "values"]
+OUTPUTS = ["y", "out", "output", "dst", "b", "result", "d_out", "d_output", "res", "z"]
+SIZES = ["n", "N", "size", "count", "numElements", "num_elems", "len", "total", "length", "elements"]
+INDICES = ["i", "idx", "tid", "index", "gid", "id", "k", "elem"]
+SIZE_TYPES = ["int", "int", "int64_t", "size_t", "unsigned int", "const int", "long", "const size_t"]
+NAMES = ["{op}_kernel", "{op}Kernel", "k_{op}", "{op}", "{op}_f32"]
+OPS = ["apply", "map", "elementwise", "transform", "activation", "pointwise", "compute", "fused", "unary", "eval"]
+
+
+def varied_kernel_source(number, expression, rng):
+    """A kernel of the expression as a corpus file might write it: the preamble, no comment, a random
+    name, parameter names and order, size type, index idiom and brace style; a quarter in place."""
+    name = rng.choice(NAMES).format(op=rng.choice(OPS)) + str(number)
+    size, index, size_type = rng.choice(SIZES), rng.choice(INDICES), rng.choice(SIZE_TYPES)
+    star = rng.choice(["* ", " *"])
+    if rng.random() < 0.25:  # in place: one pointer, read and written
+        x = y = rng.choice(INPUTS + OUTPUTS)
+        pointers = [f"float{star}{x}"]
+    else:
+        x, y = rng.choice(INPUTS), rng.choice(OUTPUTS)
+        restrict = rng.choice(["", "__restrict__ "])
+        pointers = [f"const float{star}{restrict}{x}", f"float{star}{restrict}{y}"]
+        if rng.random() < 0.4:
+            pointers.reverse()  # the output first, as llm.c writes them
+    signature = f"__global__ void {name}({', '.join(pointers)}, {size_type} {size})"
+    body = re.sub(r"\bx\[i\]", f"{x}[{index}]", cuda_body(expression).replace("y[i]", f"{y}[{index}]", 1))
+    start = rng.choice(["blockIdx.x * blockDim.x + threadIdx.x", "threadIdx.x + blockIdx.x * blockDim.x",
+                        "blockDim.x * blockIdx.x + threadIdx.x", "blockIdx.x * (int64_t)blockDim.x + threadIdx.x"])
+    index_type = rng.choice(["int", "int", "int64_t", "size_t", "const int", "unsigned int"])
+    idiom = rng.choice(["return", "if", "if", "loop"])
+    if idiom == "loop":  # grid-stride
+        text = (f"    for ({index_type.removeprefix('const ')} {index} = {start}; {index} < {size}; "
+                f"{index} += blockDim.x * gridDim.x) {{\n        {body}\n    }}")
+    elif idiom == "if":
+        text = f"    {index_type} {index} = {start};\n    if ({index} < {size}) {{\n        {body}\n    }}"
+    else:
+        text = f"    {index_type} {index} = {start};\n    if ({index} >= {size}) return;\n    {body}"
+    return code_check.PREAMBLE + signature + rng.choice([" {\n", "\n{\n"]) + text + "\n}\n"
+
+
 def problem_source(expression):
     """A KernelBench-format problem (code_check.kernelbench_tasks reads it) whose Model returns the
     expression of x."""
@@ -196,17 +240,20 @@ def problem_source(expression):
             f"    return [torch.randn(16, 16384)]\n\n\ndef get_init_inputs():\n    return []\n")
 
 
+EXPRESSIONS = "elementwise_kernels/expressions.txt"  # in the tarball: what each kernel computes, one a line
+
+
 def expressions_in(tarball):
-    """The expressions of a tarball of generated kernels, read from their comments."""
-    comment = re.compile(r"^// Generated elementwise kernel \d+: y = (.*), element by element over the n floats of x$", re.M)
+    """The expressions of a tarball of generated kernels (a varied kernel's file does not say its own)."""
     with tarfile.open(tarball) as tar:
-        return {match.group(1) for member in tar.getmembers() if member.isfile()
-                for match in comment.finditer(tar.extractfile(member).read().decode("utf-8"))}
+        return set(tar.extractfile(EXPRESSIONS).read().decode("utf-8").splitlines())
 
 
-def generate(count, seed, exclude=frozenset()):
-    """count distinct (expression, kernel source) pairs, none of whose expressions is in exclude."""
-    rng = random.Random(seed)
+def generate(count, seed, exclude=frozenset(), varied=0.0):
+    """count distinct (expression, kernel source) pairs, none of whose expressions is in exclude; the
+    share varied of the kernels in varied forms (drawn from a second generator, so that the
+    expressions are the same whatever the share)."""
+    rng, form_rng = random.Random(seed), random.Random(f"varied {seed}")
     x = torch.randn(1000, generator=torch.Generator().manual_seed(seed)) * 3
     seen = set()
     while len(seen) < count:
@@ -215,7 +262,16 @@ def generate(count, seed, exclude=frozenset()):
                 or not usable(expression, x):
             continue
         seen.add(expression)
-        yield expression, kernel_source(len(seen) - 1, expression)
+        number = len(seen) - 1
+        yield expression, (varied_kernel_source(number, expression, form_rng) if form_rng.random() < varied
+                           else kernel_source(number, expression))
+
+
+def add_file(tar, name, text):
+    encoded = text.encode("utf-8")
+    member = tarfile.TarInfo(name)
+    member.size = len(encoded)
+    tar.addfile(member, io.BytesIO(encoded))
 
 
 def main():
@@ -229,9 +285,14 @@ def main():
     parser.add_argument("--exclude", nargs="*", default=[], metavar="TARBALL",
                         help="tarballs of generated kernels whose expressions are not written again: the problems "
                              "of a model trained on them are new to it")
+    parser.add_argument("--varied", type=float, default=0.0, metavar="SHARE",
+                        help="the share of kernels written as the corpus writes them (no comment, names and index "
+                             "idioms of their own) instead of in KernelBench's prompt format")
     args = parser.parse_args()
     if args.count < 1:
         training.fail(f"--count must be at least 1, got {args.count}")
+    if not 0.0 <= args.varied <= 1.0:
+        training.fail(f"--varied is a share of the kernels, from 0 to 1; got {args.varied}")
     for tarball in args.exclude:
         if not (os.path.isfile(tarball) and tarfile.is_tarfile(tarball)):
             training.fail(f"--exclude {tarball}: not a tarball of generated kernels; write one with this script first")
@@ -252,12 +313,12 @@ def main():
         print(f"{args.count:,} problems in {folder}")
         return
     training.make_dir(os.path.dirname(args.out) or ".")
+    expressions = []
     with training.atomic_write(args.out) as tmp, tarfile.open(tmp, "w:gz") as tar:
-        for number, (_, source) in enumerate(generate(args.count, args.seed, exclude)):
-            encoded = source.encode("utf-8")
-            member = tarfile.TarInfo(f"elementwise_kernels/{number:05d}.cu")
-            member.size = len(encoded)
-            tar.addfile(member, io.BytesIO(encoded))
+        for number, (expression, source) in enumerate(generate(args.count, args.seed, exclude, args.varied)):
+            add_file(tar, f"elementwise_kernels/{number:05d}.cu", source)
+            expressions.append(expression)
+        add_file(tar, EXPRESSIONS, "".join(e + "\n" for e in expressions))
     print(f"{args.count:,} kernels in {args.out}")
 
 

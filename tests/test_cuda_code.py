@@ -3,6 +3,7 @@ tasks code_check builds from the dataset it writes: held-out files only, compili
 prepare/elementwise_kernels.py's generated kernels, each checked against PyTorch."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,26 @@ def test_a_generated_kernel_is_the_scaffolded_prompt_then_one_store():
         "}\n")
 
 
+def test_varied_kernels_read_their_own_signature_compile_and_store_the_same_expression():
+    pairs = list(elementwise_kernels.generate(40, seed=5, varied=1.0))
+    assert [e for e, _ in pairs] == [e for e, _ in elementwise_kernels.generate(40, seed=5)]  # only the form varies
+    tasks = [task for _, source in pairs for task in code_check.cuda_tasks(source, "varied")]
+    assert len(tasks) == 40 and not any("// Generated" in source for _, source in pairs)  # no comment, as the corpus
+    assert all(r.reward == 1.0 for r in code_check.score_many(tasks, [t.reference for t in tasks]))  # nvcc, stores
+    forms = set()
+    for expression, source in pairs:
+        signature = source[source.index("__global__"):source.index(")")]
+        inputs = re.findall(r"const float\s*\*\s*(?:__restrict__\s*)?(\w+)", signature)
+        (y,) = re.findall(r"(?<!const )float\s*\*\s*(?:__restrict__\s*)?(\w+)", signature)
+        x = inputs[0] if inputs else y  # in place: one pointer, read and written
+        store = next(line.strip() for line in source.splitlines() if line.strip().startswith(f"{y}["))
+        index = store[len(y) + 1:store.index("]")]
+        assert store.replace(f"{y}[{index}]", "y[i]", 1).replace(f"{x}[{index}]", "x[i]") == \
+            elementwise_kernels.cuda_body(expression), source
+        forms.add("in place" if not inputs else "loop" if "for (" in source else "return" if "return;" in source else "if")
+    assert forms == {"in place", "loop", "return", "if"}
+
+
 def test_generated_kernels_compile_and_prepare_trains_on_them_and_holds_none_out(tmp_path):
     run = {"cwd": REPO, "capture_output": True, "text": True, "timeout": 300}
     done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=30",
@@ -142,8 +163,8 @@ def test_generated_kernels_compile_and_prepare_trains_on_them_and_holds_none_out
 def test_generated_problems_are_kernelbench_tasks_new_to_a_model_trained_on_the_kernels(tmp_path):
     run = {"cwd": REPO, "capture_output": True, "text": True, "timeout": 300}
     kernels, problems = tmp_path / "kernels.tar.gz", tmp_path / "problems"
-    assert subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=300", f"--out={kernels}"],
-                          **run).returncode == 0
+    assert subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=300", "--varied=0.5",
+                           f"--out={kernels}"], **run).returncode == 0  # half the files do not say their expression
     done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=40", "--seed=1",
                            f"--problems={problems}", f"--exclude={kernels}"], **run)
     assert done.returncode == 0, done.stderr
@@ -162,6 +183,9 @@ def test_generator_bad_input_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=0", f"--out={tmp_path / 'x.tar.gz'}"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.strip() == "error: --count must be at least 1, got 0"
+    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--varied=1.5", f"--out={tmp_path / 'x.tar.gz'}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.strip() == "error: --varied is a share of the kernels, from 0 to 1; got 1.5"
     done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", f"--problems={tmp_path}", "--exclude=no.tar.gz"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
