@@ -294,7 +294,7 @@ def main():
     if not 0.0 <= args.varied <= 1.0:
         training.fail(f"--varied is a share of the kernels, from 0 to 1; got {args.varied}")
     for tarball in args.exclude:
-        if not (os.path.isfile(tarball) and tarfile.is_tarfile(tarball)):
+        if not (os.path.isfile(tarball) and tarfile.is_tarfile(tarball) and EXPRESSIONS in tarfile.open(tarball).getnames()):
             training.fail(f"--exclude {tarball}: not a tarball of generated kernels; write one with this script first")
     exclude = set().union(*map(expressions_in, args.exclude))
     if args.problems:

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,6 +191,11 @@ def test_generator_bad_input_is_one_line(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.strip().splitlines() == [
         "error: --exclude no.tar.gz: not a tarball of generated kernels; write one with this script first"]
+    with tarfile.open(tmp_path / "old.tar.gz", "w:gz") as tar:  # kernels, but no list of their expressions
+        tar.add(REPO / "prepare" / "elementwise_kernels.py", "elementwise_kernels/00000.cu")
+    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", f"--problems={tmp_path}",
+                           f"--exclude={tmp_path / 'old.tar.gz'}"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.strip().endswith("not a tarball of generated kernels; write one with this script first")
     (tmp_path / "KernelBench" / "level1").mkdir(parents=True)
     (tmp_path / "KernelBench" / "level1" / "19_ReLU.py").write_text("# KernelBench's own\n")
     done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", f"--problems={tmp_path}", "--count=2"],
