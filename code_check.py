@@ -619,10 +619,10 @@ def run_sandboxed(argv, files=None, timeout=10.0, cpu_seconds=None, memory_bytes
     Completed(returncode, stdout, stderr, timed_out). The process gets: a new process group, killed
     whole (SIGKILL) at `timeout` seconds of wall time or when argv exits; limits on CPU seconds
     (cpu_seconds, by default one more than the timeout), address space (memory_bytes; None for CUDA
-    programs, which reserve terabytes of virtual addresses), the size of any file it writes, and its user's number of processes (max_processes
-    more than now; the kernel exempts root, whose fork bomb only the timeout stops); no file writes
-    outside its directory (Landlock, on Linux >= 5.13); a minimal environment (PATH, HOME and
-    TMPDIR in its directory, plus env) and stdin closed. The directory is deleted afterwards.
+    programs, which reserve terabytes of virtual addresses), the size of any file it writes, and its
+    user's number of processes (max_processes more than now; the kernel exempts root, whose fork
+    bomb only the timeout stops); no file writes outside its directory (Landlock, on Linux >= 5.13);
+    a minimal environment (PATH, HOME and TMPDIR in its directory, plus env) and stdin closed. The directory is deleted afterwards.
 
     This guards against accidents, such as a generated infinite loop, memory or fork bomb, or stray
     write; it is not a security boundary (a determined program can still read files, use the
@@ -1291,8 +1291,7 @@ def elementwise_emulate(problem_source, task, text, timeout=10):
     and what one thread at a time cannot emulate (shared memory, barriers, warp intrinsics).
     {"compiled" (g++ built it), "correct", "share" (of all inputs' output elements, those within the
     tolerance, none of an input whose launch wrote outside y; 0 after a crash or a hang, and for a
-    body that never reads x), "message",
-    "speedup" (None: no timing)}."""
+    body that never reads x), "message", "speedup" (None: no timing)}."""
     body = blank_comments_and_literals(cut_completion(task, text))
     verdict = {"compiled": False, "correct": False, "share": 0.0, "message": "", "speedup": None}
     if preprocessor_line(body):

@@ -5,8 +5,9 @@ computes it, in the prompts' own format (code_check.kernelbench_tasks: the expre
 the kernel's signature, the thread's element and the bounds check, then the one line that stores
 y[i]); with --varied, a share of them as the corpus writes kernels instead: no comment, names, types
 and index idioms of their own, some in place, so that a model learns to read a signature it has not
-seen and store through its pointer (the corpus's tasks are such signatures). A model that has seen torch.tanh read as tanhf and torch.clamp as fminf(fmaxf(..)) can compose
-the body of an expression it never saw. The functions of KernelBench's held-out problems
+seen and store through its pointer (the corpus's tasks are such signatures). A model that has seen
+torch.tanh read as tanhf and torch.clamp as fminf(fmaxf(..)) can compose the body of an expression
+it never saw. The functions of KernelBench's held-out problems
 (leaky_relu, hardsigmoid, hardtanh) are never generated, so those tasks stay held out.
 Writes data/elementwise_kernels.tar.gz, one .cu file a kernel, for prepare/cuda_code.py's --train_only;
 with --problems, KernelBench-format problems of new expressions instead, for train_rl.py's tasks.
@@ -244,9 +245,15 @@ EXPRESSIONS = "elementwise_kernels/expressions.txt"  # in the tarball: what each
 
 
 def expressions_in(tarball):
-    """The expressions of a tarball of generated kernels (a varied kernel's file does not say its own)."""
+    """The expressions of a tarball of generated kernels (a varied kernel's file does not say its own),
+    or None if it is not one."""
+    if not (os.path.isfile(tarball) and tarfile.is_tarfile(tarball)):
+        return None
     with tarfile.open(tarball) as tar:
-        return set(tar.extractfile(EXPRESSIONS).read().decode("utf-8").splitlines())
+        try:
+            return set(tar.extractfile(EXPRESSIONS).read().decode("utf-8").splitlines())
+        except KeyError:  # no list: not written by this script (or by one from before --varied)
+            return None
 
 
 def generate(count, seed, exclude=frozenset(), varied=0.0):
@@ -293,10 +300,12 @@ def main():
         training.fail(f"--count must be at least 1, got {args.count}")
     if not 0.0 <= args.varied <= 1.0:
         training.fail(f"--varied is a share of the kernels, from 0 to 1; got {args.varied}")
+    exclude = set()
     for tarball in args.exclude:
-        if not (os.path.isfile(tarball) and tarfile.is_tarfile(tarball) and EXPRESSIONS in tarfile.open(tarball).getnames()):
+        expressions = expressions_in(tarball)
+        if expressions is None:
             training.fail(f"--exclude {tarball}: not a tarball of generated kernels; write one with this script first")
-    exclude = set().union(*map(expressions_in, args.exclude))
+        exclude |= expressions
     if args.problems:
         folder = os.path.join(args.problems, "KernelBench", "level1")
         if os.path.isdir(folder) and any(not name.endswith("_Generated.py") for name in os.listdir(folder)):
