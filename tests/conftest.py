@@ -1,10 +1,15 @@
 """Shared by every test file."""
 
+import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -37,6 +42,44 @@ def needs(*variables):
     missing = [v for v in variables if real_data(v) is None]
     return pytest.mark.skipif(bool(missing), reason="set " + " and ".join(
         f"{v} to {REAL_DATA[v]}" for v in missing) + " to run this test")
+
+
+# Runs each command as `python SCRIPT ARGS` would, one after another in this one process: stdout and
+# stderr captured, SystemExit turned into the exit status and the message Python would print, any
+# other exception into its traceback and status 1.
+RUNNER = """
+import contextlib, io, json, runpy, sys, traceback
+results = []
+for argv in json.load(sys.stdin):
+    out, err, status = io.StringIO(), io.StringIO(), 0
+    sys.argv = argv
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(argv[0], run_name="__main__")
+        except SystemExit as e:
+            status = 1 if isinstance(e.code, str) else e.code or 0
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+        except Exception:
+            traceback.print_exc()
+            status = 1
+    results.append([status, out.getvalue(), err.getvalue()])
+json.dump(results, sys.__stdout__)
+"""
+
+
+def run_scripts(commands, env=None, timeout=300):
+    """Each command (a script and its arguments, run from the repository's root) as
+    subprocess.run([python, *command]) would report it, but all of them in one Python process: for
+    commands that stop with an error, where starting a process per command (a few seconds of imports
+    each) would be most of the test's time. A command leaves the process's state as it found it only
+    when it stops early, so give it no command that trains."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline", **(env or {})}
+    done = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps([list(map(str, c)) for c in commands]),
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return [subprocess.CompletedProcess([sys.executable, *command], status, out, err)
+            for command, (status, out, err) in zip(commands, json.loads(done.stdout))]
 
 
 # A KernelBench in miniature (KernelBench/level1/*.py, as in kernelbench.tar.gz): two elementwise

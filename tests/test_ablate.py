@@ -23,6 +23,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import run_scripts  # noqa: E402
 from test_vit import random_split, write_cifar10  # noqa: E402
 
 TEXT = "".join(f"the cat sat on mat {i % 5}.\n" for i in range(300))
@@ -244,20 +245,37 @@ def test_dry_run_prints_every_command_and_runs_nothing(data_dir, tmp_path):
     assert runs == {("gelu", "1337"), ("relu", "1337"), ("gelu", "1338"), ("relu", "1338")}
 
 
-@pytest.mark.parametrize("settings, expected", [
-    (dict(variants=None), "sets no 'variants'"),
-    (dict(baseline="swiglu"), "baseline 'swiglu' is not a variant (gelu, relu)"),
-    (dict(variants={"gelu": {}, "relu": {"mpl": "relu"}}), "variant 'relu': unknown config key 'mpl' (from command line); did you mean mlp"),
-    (dict(script="train_nope.py"), "training script 'train_nope.py' does not exist"),
-])
-def test_bad_ablation_configs_are_one_line_errors(data_dir, tmp_path, settings, expected):
-    variants = settings.pop("variants", TWO_BY_TWO)
-    config = write_ablation(tmp_path / "bad.py", data_dir, variants, **settings)
-    if variants is None:  # no variants at all, not variants = None
-        lines = (tmp_path / "bad.py").read_text().splitlines()
-        (tmp_path / "bad.py").write_text("\n".join(line for line in lines if not line.startswith("variants")))
-    result = ablate(config, f"--out_root={tmp_path / 'out'}")
-    assert result.returncode != 0 and not (tmp_path / "out").exists()
+BAD_CONFIGS = {
+    "sets no 'variants'": dict(variants=None),
+    "baseline 'swiglu' is not a variant (gelu, relu)": dict(baseline="swiglu"),
+    "variant 'relu': unknown config key 'mpl' (from command line); did you mean mlp":
+        dict(variants={"gelu": {}, "relu": {"mpl": "relu"}}),
+    "training script 'train_nope.py' does not exist": dict(script="train_nope.py"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_configs(data_dir, tmp_path_factory):
+    """ablate.py on each of BAD_CONFIGS, all in one process (conftest.run_scripts): expected message ->
+    (the out_root it was given, the result)."""
+    cases = {}
+    for expected, settings in BAD_CONFIGS.items():
+        tmp = tmp_path_factory.mktemp("bad-ablation")
+        settings = dict(settings)
+        variants = settings.pop("variants", TWO_BY_TWO)
+        config = write_ablation(tmp / "bad.py", data_dir, variants, **settings)
+        if variants is None:  # no variants at all, not variants = None
+            lines = (tmp / "bad.py").read_text().splitlines()
+            (tmp / "bad.py").write_text("\n".join(line for line in lines if not line.startswith("variants")))
+        cases[expected] = (tmp / "out", ["analysis/ablate.py", config, f"--out_root={tmp / 'out'}"])
+    results = run_scripts([command for _, command in cases.values()])
+    return {expected: (out_root, result) for (expected, (out_root, _)), result in zip(cases.items(), results)}
+
+
+@pytest.mark.parametrize("expected", BAD_CONFIGS)
+def test_bad_ablation_configs_are_one_line_errors(bad_configs, expected):
+    out_root, result = bad_configs[expected]
+    assert result.returncode != 0 and not out_root.exists()
     err = result.stderr.strip()
     assert "\n" not in err and err.startswith("error: ") and expected in err, err
 

@@ -24,6 +24,7 @@ from model_vit import ViT, ViTConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import run_scripts  # noqa: E402
 from test_vit import random_split, write_cifar10  # noqa: E402
 
 TEXT = "".join(f"the cat sat on mat {i % 5}.\n" for i in range(300))
@@ -199,7 +200,14 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize("script, args, expected", BAD_INPUT)
-def test_bad_input_is_a_one_line_error(vit_run, script, args, expected):
-    args = args if any(a.startswith("--out_dir") for a in args) else [f"--out_dir={vit_run}", *args]
-    assert_one_line_error(run(script, *args), expected)
+@pytest.fixture(scope="module")
+def bad_input(vit_run):
+    """Each BAD_INPUT command, all in one process (conftest.run_scripts)."""
+    return run_scripts([[f"analysis/{script}", *(args if any(a.startswith("--out_dir") for a in args)
+                                                  else [f"--out_dir={vit_run}", *args])]
+                        for script, args, _ in BAD_INPUT], env={"MPLBACKEND": "Agg"})
+
+
+@pytest.mark.parametrize("case", range(len(BAD_INPUT)), ids=[" ".join([s, *a]) for s, a, _ in BAD_INPUT])
+def test_bad_input_is_a_one_line_error(bad_input, case):
+    assert_one_line_error(bad_input[case], BAD_INPUT[case][2])

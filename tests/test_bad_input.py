@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import bpe  # noqa: E402
 import data  # noqa: E402
+from conftest import run_scripts  # noqa: E402
 from prepare import corpus, text_bpe, tinystories  # noqa: E402
 
 TEXT = "".join(f"To be, or not to be: that is question {i % 7}. Whether 'tis nobler in the mind\n" for i in range(60))
@@ -212,21 +213,34 @@ def test_a_dataset_that_fails_its_check_replaces_nothing(tmp_path, train_ids, va
 # -----------------------------------------------------------------------------
 # empty and degenerate inputs
 
-@pytest.mark.parametrize("script, args", [
-    ("prepare/shakespeare_char.py", []),
-    ("prepare/shakespeare.py", []),
-    ("prepare/text_bpe.py", ["--vocab_size", "300"]),
-    ("prepare/shakespeare_speakers.py", []),
-])
-@pytest.mark.parametrize("corpus_text, message", [("", "holds no text (it is empty)"),
-                                                  (" \n\n", "holds no text (only whitespace)")])
-def test_an_empty_corpus_is_an_error_and_the_old_dataset_stays(tmp_path, script, args, corpus_text, message):
-    write_small_dataset(tmp_path / "mine")
-    (tmp_path / "empty.txt").write_text(corpus_text)
-    before = checksums(tmp_path / "mine")
-    result = run(script, "--input", tmp_path / "empty.txt", "--out_dir", tmp_path / "mine", *args)
-    assert one_line_error(result) == f"error: {tmp_path / 'empty.txt'} {message}: nothing to prepare"
-    assert checksums(tmp_path / "mine") == before
+EMPTY_CORPORA = {"": "holds no text (it is empty)", " \n\n": "holds no text (only whitespace)"}
+PREPARE_SCRIPTS = {"prepare/shakespeare_char.py": [], "prepare/shakespeare.py": [],
+                   "prepare/text_bpe.py": ["--vocab_size", "300"], "prepare/shakespeare_speakers.py": []}
+
+
+@pytest.fixture(scope="module")
+def empty_corpora(tmp_path_factory):
+    """Each prepare script given each empty corpus, with a dataset where its output would go, all
+    in one process (conftest.run_scripts): (script, corpus) -> (the folder, its dataset's checksums
+    before, the result)."""
+    cases = {}
+    for script, args in PREPARE_SCRIPTS.items():
+        for corpus_text in EMPTY_CORPORA:
+            root = tmp_path_factory.mktemp("empty")
+            write_small_dataset(root / "mine")
+            (root / "empty.txt").write_text(corpus_text)
+            cases[script, corpus_text] = (root, checksums(root / "mine"),
+                                          [script, "--input", root / "empty.txt", "--out_dir", root / "mine", *args])
+    results = run_scripts([command for _, _, command in cases.values()])
+    return {case: (root, before, result) for (case, (root, before, _)), result in zip(cases.items(), results)}
+
+
+@pytest.mark.parametrize("script", PREPARE_SCRIPTS)
+@pytest.mark.parametrize("corpus_text", EMPTY_CORPORA, ids=["empty", "whitespace"])
+def test_an_empty_corpus_is_an_error_and_the_old_dataset_stays(empty_corpora, script, corpus_text):
+    root, before, result = empty_corpora[script, corpus_text]
+    assert one_line_error(result) == f"error: {root / 'empty.txt'} {EMPTY_CORPORA[corpus_text]}: nothing to prepare"
+    assert checksums(root / "mine") == before
 
 
 def test_a_corpus_script_given_no_documents_is_an_error(tmp_path):

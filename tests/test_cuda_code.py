@@ -12,6 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import code_check  # noqa: E402
+from conftest import run_scripts  # noqa: E402
 from prepare import cuda_code, elementwise_kernels  # noqa: E402
 
 COMPILES = "__global__ void scale{i}(float* x, int n) {{\n    int j = threadIdx.x;\n    if (j < n) x[j] *= {i}.0f;\n}}\n"
@@ -181,24 +182,21 @@ def test_generated_problems_are_kernelbench_tasks_new_to_a_model_trained_on_the_
 
 
 def test_generator_bad_input_is_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=0", f"--out={tmp_path / 'x.tar.gz'}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and done.stderr.strip() == "error: --count must be at least 1, got 0"
-    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--varied=1.5", f"--out={tmp_path / 'x.tar.gz'}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and done.stderr.strip() == "error: --varied is a share of the kernels, from 0 to 1; got 1.5"
-    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", f"--problems={tmp_path}", "--exclude=no.tar.gz"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
-        "error: --exclude no.tar.gz: not a tarball of generated kernels; write one with this script first"]
     with tarfile.open(tmp_path / "old.tar.gz", "w:gz") as tar:  # kernels, but no list of their expressions
         tar.add(REPO / "prepare" / "elementwise_kernels.py", "elementwise_kernels/00000.cu")
-    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", f"--problems={tmp_path}",
-                           f"--exclude={tmp_path / 'old.tar.gz'}"], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and done.stderr.strip().endswith("not a tarball of generated kernels; write one with this script first")
-    (tmp_path / "KernelBench" / "level1").mkdir(parents=True)
-    (tmp_path / "KernelBench" / "level1" / "19_ReLU.py").write_text("# KernelBench's own\n")
-    done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", f"--problems={tmp_path}", "--count=2"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and done.stderr.strip().startswith(f"error: --problems {tmp_path}: ")
-    assert (tmp_path / "KernelBench" / "level1" / "19_ReLU.py").exists()  # left as it was
+    (tmp_path / "kb" / "KernelBench" / "level1").mkdir(parents=True)
+    (tmp_path / "kb" / "KernelBench" / "level1" / "19_ReLU.py").write_text("# KernelBench's own\n")
+    script = "prepare/elementwise_kernels.py"
+    count, varied, missing, old, problems = run_scripts([
+        [script, "--count=0", f"--out={tmp_path / 'x.tar.gz'}"],
+        [script, "--varied=1.5", f"--out={tmp_path / 'x.tar.gz'}"],
+        [script, f"--problems={tmp_path}", "--exclude=no.tar.gz"],
+        [script, f"--problems={tmp_path}", f"--exclude={tmp_path / 'old.tar.gz'}"],
+        [script, f"--problems={tmp_path / 'kb'}", "--count=2"]])
+    assert count.returncode == 1 and count.stderr.strip() == "error: --count must be at least 1, got 0"
+    assert varied.returncode == 1 and varied.stderr.strip() == "error: --varied is a share of the kernels, from 0 to 1; got 1.5"
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
+        "error: --exclude no.tar.gz: not a tarball of generated kernels; write one with this script first"]
+    assert old.returncode == 1 and old.stderr.strip().endswith("not a tarball of generated kernels; write one with this script first")
+    assert problems.returncode == 1 and problems.stderr.strip().startswith(f"error: --problems {tmp_path / 'kb'}: ")
+    assert (tmp_path / "kb" / "KernelBench" / "level1" / "19_ReLU.py").exists()  # left as it was

@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import bpe  # noqa: E402
-from conftest import needs, real_data  # noqa: E402
+from conftest import needs, real_data, run_scripts  # noqa: E402
 
 SHAKESPEARE = real_data("TINYSHAKESPEARE_FILE")
 GPT2_FILE = real_data("GPT2_TIKTOKEN_FILE")
@@ -207,18 +207,18 @@ def test_python_code_split_by_file_deduplicated(tmp_path):
 
 def test_prepare_errors_are_one_line(tmp_path):
     (tmp_path / "a.jsonl").write_text(json.dumps({"text": "hello world"}) + "\n")
-    result = run_prepare("tinystories.py", "--data_files", tmp_path / "a.jsonl", "--vocab_size", 70000,
-                         "--out_dir", tmp_path / "x")
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [
+    (tmp_path / "bad.jsonl").write_text('{"title": "no text"}\n')
+    vocabulary, missing, bad, no_val = run_scripts([
+        ["prepare/tinystories.py", "--data_files", tmp_path / "a.jsonl", "--vocab_size", 70000, "--out_dir", tmp_path / "x"],
+        ["prepare/wikitext.py", "--data_files", tmp_path / "missing.raw", "--out_dir", tmp_path / "x"],
+        ["prepare/fineweb_edu.py", "--data_files", tmp_path / "bad.jsonl", "--tokenizer", "bpe", "--vocab_size", 300,
+         "--out_dir", tmp_path / "x"],
+        ["prepare/tinystories.py", "--data_files", tmp_path / "a.jsonl", "--vocab_size", 300, "--val_fraction", 0,
+         "--out_dir", tmp_path / "x"]])
+    assert vocabulary.returncode != 0
+    assert vocabulary.stderr.strip().splitlines() == [
         "error: --vocab_size=70000 does not fit uint16 token bins: a bpe tokenizer here has 257 to 65,536 ids "
         "(256 bytes + merges + <|endoftext|>)"]
-    result = run_prepare("wikitext.py", "--data_files", tmp_path / "missing.raw", "--out_dir", tmp_path / "x")
-    assert result.stderr.strip().splitlines() == [f"error: --data_files {tmp_path / 'missing.raw'} does not exist"]
-    (tmp_path / "bad.jsonl").write_text('{"title": "no text"}\n')
-    result = run_prepare("fineweb_edu.py", "--data_files", tmp_path / "bad.jsonl", "--tokenizer", "bpe",
-                         "--vocab_size", 300, "--out_dir", tmp_path / "x")
-    assert result.stderr.strip().splitlines()[-1] == f'error: {tmp_path / "bad.jsonl"}:1 is not a JSON object with a "text" field'
-    result = run_prepare("tinystories.py", "--data_files", tmp_path / "a.jsonl", "--vocab_size", 300,
-                         "--val_fraction", 0, "--out_dir", tmp_path / "x")
-    assert result.stderr.strip().splitlines()[-1].startswith("error: the val split is empty")
+    assert missing.stderr.strip().splitlines() == [f"error: --data_files {tmp_path / 'missing.raw'} does not exist"]
+    assert bad.stderr.strip().splitlines()[-1] == f'error: {tmp_path / "bad.jsonl"}:1 is not a JSON object with a "text" field'
+    assert no_val.stderr.strip().splitlines()[-1].startswith("error: the val split is empty")

@@ -19,6 +19,7 @@ import torch
 
 import data
 import training
+from conftest import run_scripts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = "".join(f"To be, or not to be: that is question {i % 7}. Whether 'tis nobler in the mind\n"
@@ -469,25 +470,36 @@ BAD_INPUT = {
 }
 
 
+@pytest.fixture(scope="module")
+def bad_input(trained, tmp_path_factory):
+    """Each BAD_INPUT case run in its own copy of the trained fixture, damaged as the case says, all
+    in one process (conftest.run_scripts): case -> (its copy, the copy's checksums before, the result)."""
+    cases = {}
+    for case, (damage, script, extra, message) in BAD_INPUT.items():
+        workdir = tmp_path_factory.mktemp("bad-input")
+        shutil.copytree(trained, workdir, dirs_exist_ok=True)
+        if damage:
+            damage(workdir)
+        extra = [str(workdir / "broken.py") if arg == "BROKEN_CONFIG" else arg.replace("WORKDIR", str(workdir))
+                 for arg in extra]
+        if script == ["train_gpt.py"]:
+            args = train_args(workdir, *extra)
+        elif script == ["sample.py"]:
+            args = ["sample.py", f"--out_dir={workdir / 'out'}", "--device=cpu", "--max_new_tokens=3", *extra]
+            if "--out_dir=nowhere" in extra:
+                args.remove(f"--out_dir={workdir / 'out'}")
+        else:
+            args = [*script, *extra]
+        cases[case] = (workdir, checksums(workdir), args)
+    results = run_scripts([args for _, _, args in cases.values()])
+    return {case: (workdir, before, result) for (case, (workdir, before, _)), result in zip(cases.items(), results)}
+
+
 @pytest.mark.parametrize("case", list(BAD_INPUT))
-def test_bad_input_is_a_one_line_error_and_damages_nothing(workdir, case):
-    damage, script, extra, message = BAD_INPUT[case]
-    if damage:
-        damage(workdir)
-    before = checksums(workdir)
-    extra = [str(workdir / "broken.py") if arg == "BROKEN_CONFIG" else arg.replace("WORKDIR", str(workdir))
-             for arg in extra]
-    if script == ["train_gpt.py"]:
-        args = train_args(workdir, *extra)
-    elif script == ["sample.py"]:
-        args = ["sample.py", f"--out_dir={workdir / 'out'}", "--device=cpu", "--max_new_tokens=3", *extra]
-        if "--out_dir=nowhere" in extra:
-            args.remove(f"--out_dir={workdir / 'out'}")
-    else:
-        args = [*script, *extra]
-    result = run(*args, check=False)
+def test_bad_input_is_a_one_line_error_and_damages_nothing(bad_input, case):
+    workdir, before, result = bad_input[case]
     error = last_error_line(result)
-    assert error.startswith("error: ") and message.replace("WORKDIR", str(workdir)) in error, error
+    assert error.startswith("error: ") and BAD_INPUT[case][3].replace("WORKDIR", str(workdir)) in error, error
     assert "Traceback" not in result.stderr
     assert checksums(workdir) == before
 

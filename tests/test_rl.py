@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import code_check
+from conftest import run_scripts
 from model_gpt import GPT, GPTConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -333,21 +334,22 @@ def test_a_run_with_the_length_reward_reports_the_share_its_samples_kept(base):
 
 
 def test_bad_settings_are_one_line_errors(base):
-    for extra, message in [("--group_size=1", "group_size must be at least 2"),
-                           ("--language=rust", "language must be"),
-                           ("--clip_eps=1.5", "clip_eps must be in [0, 1)"),
-                           ("--kernelbench=kb", "kernelbench's tasks are CUDA kernels: add --language=cuda"),
-                           ("--execution_reward=True", "pass --kernelbench=kernelbench.tar.gz"),
-                           ("--reward_store=0.1", "reward_store pays a kernel that stores"),
-                           ("--reward_share=0.5", "reward_share pays a share of a kernel's output elements"),
-                           ("--kernelbench_scaffold=True", "kernelbench_scaffold is part of KernelBench's prompts"),
-                           ("--eval_split=train", "eval_split=train measures the tasks RL trains on, for --eval_only=True")]:
-        result = run(rl_args(base, base / "bad", extra), check=False)
+    cases = [("--group_size=1", "group_size must be at least 2"),
+             ("--language=rust", "language must be"),
+             ("--clip_eps=1.5", "clip_eps must be in [0, 1)"),
+             ("--kernelbench=kb", "kernelbench's tasks are CUDA kernels: add --language=cuda"),
+             ("--execution_reward=True", "pass --kernelbench=kernelbench.tar.gz"),
+             ("--reward_store=0.1", "reward_store pays a kernel that stores"),
+             ("--reward_share=0.5", "reward_share pays a share of a kernel's output elements"),
+             ("--kernelbench_scaffold=True", "kernelbench_scaffold is part of KernelBench's prompts"),
+             ("--eval_split=train", "eval_split=train measures the tasks RL trains on, for --eval_only=True")]
+    results = run_scripts([rl_args(base, base / "bad", extra) for extra, _ in cases]
+                          + [["train_rl.py", f"--base_dir={base / 'nothing'}", "--device=cpu"]])
+    for (extra, message), result in zip(cases, results):
         assert result.returncode != 0 and result.stderr.strip().splitlines() == [
             next(line for line in result.stderr.splitlines() if line.startswith("error:"))]
-        assert message in result.stderr
-    result = run(["train_rl.py", f"--base_dir={base / 'nothing'}", "--device=cpu"], check=False)
-    assert result.stderr.startswith("error:") and "nothing" in result.stderr
+        assert message in result.stderr, extra
+    assert results[-1].stderr.startswith("error:") and "nothing" in results[-1].stderr
 
 
 def test_an_ablation_of_rl_settings_tables_each_runs_last_held_out_evaluation(base, tmp_path):

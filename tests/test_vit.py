@@ -29,6 +29,7 @@ sys.path.insert(0, REPO)
 import optimizers  # noqa: E402
 import data  # noqa: E402
 from model_vit import ViT, ViTConfig  # noqa: E402
+from conftest import run_scripts  # noqa: E402
 
 TINY_MODEL = ["--n_layer=2", "--n_head=2", "--n_embd=32", "--compile=False", "--num_workers=0",
               "--dtype=float32", "--device=cpu", "--log_interval=0"]
@@ -545,14 +546,25 @@ def test_files_failing_the_md5_check_are_a_one_line_error(random_cifar):
     assert_one_line_error(code, err, "--verify_md5=False")
 
 
-@pytest.mark.parametrize("flag, expected", [("--patch_size=5", "image size 32 is not divisible by patch size 5"),
-                                            ("--n_head=5", "n_head=5 does not divide n_embd=32"),
-                                            ("--mlp=swish", "mlp='swish' is not one of gelu, relu, none"),
-                                            ("--norm_placement=middle", "norm_placement='middle' is not one of pre, post"),
-                                            ("--val_images=320", "val_images must be in [0, 320)"),
-                                            ("--batch_augment=True", "batch_augment crops and flips only: add --autoaugment=none"),
-                                            ("--optimizer=sgd", "optimizer must be 'adamw' or 'muon', got 'sgd'")])
-def test_bad_setting_is_a_one_line_error(random_cifar, flag, expected):
-    code, _, err = train_vit(f"--data_dir={random_cifar}", "--download=False", "--verify_md5=False",
-                             *TINY_MODEL, flag)
-    assert_one_line_error(code, err, expected)
+BAD_SETTINGS = {"--patch_size=5": "image size 32 is not divisible by patch size 5",
+                "--n_head=5": "n_head=5 does not divide n_embd=32",
+                "--mlp=swish": "mlp='swish' is not one of gelu, relu, none",
+                "--norm_placement=middle": "norm_placement='middle' is not one of pre, post",
+                "--val_images=320": "val_images must be in [0, 320)",
+                "--batch_augment=True": "batch_augment crops and flips only: add --autoaugment=none",
+                "--optimizer=sgd": "optimizer must be 'adamw' or 'muon', got 'sgd'"}
+
+
+@pytest.fixture(scope="module")
+def bad_settings(random_cifar):
+    """train_vit.py with each of BAD_SETTINGS, all in one process (conftest.run_scripts)."""
+    flags = list(BAD_SETTINGS)
+    results = run_scripts([["train_vit.py", f"--data_dir={random_cifar}", "--download=False", "--verify_md5=False",
+                            *TINY_MODEL, flag] for flag in flags])
+    return dict(zip(flags, results))
+
+
+@pytest.mark.parametrize("flag", list(BAD_SETTINGS))
+def test_bad_setting_is_a_one_line_error(bad_settings, flag):
+    result = bad_settings[flag]
+    assert_one_line_error(result.returncode, result.stderr, BAD_SETTINGS[flag])
