@@ -71,9 +71,9 @@ json.dump(results, sys.__stdout__)
 def run_scripts(commands, env=None, timeout=300):
     """Each command (a script and its arguments, run from the repository's root) as
     subprocess.run([python, *command]) would report it, but all of them in one Python process: for
-    commands that stop with an error, where starting a process per command (a few seconds of imports
-    each) would be most of the test's time. A command leaves the process's state as it found it only
-    when it stops early, so give it no command that trains."""
+    commands that stop on bad input, where a process per command (seconds of imports each) would be
+    most of the test's time. The commands share the process, so give it only such commands: one that
+    trained would hand its seeds, threads and signal handlers on to the next."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "offline", **(env or {})}
     done = subprocess.run([sys.executable, "-c", RUNNER], input=json.dumps([list(map(str, c)) for c in commands]),
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
