@@ -480,14 +480,12 @@ common.save_figure(fig, os.path.join(out_root, "results.png"))
 print(f"wrote {os.path.join(out_root, 'results.md')}, results.json and results.png")
 
 # the comparison page of every finished run, by analysis/compare.py (written separately)
-compare_script = os.path.join(REPO, "analysis", "compare.py")
 finished_dirs = [run_dir(v, s) for v, s in runs if s in results[v]["runs"]]
-if not os.path.isfile(compare_script):
-    print("analysis/compare.py is not there yet: no comparison page")
-else:
-    page = os.path.join(out_root, "compare.html")
-    returncode = subprocess.run([sys.executable, compare_script, *finished_dirs, f"--out={page}"]).returncode
-    print(f"wrote {page}" if returncode == 0 else f"analysis/compare.py failed (exit code {returncode}): no comparison page")
+page = os.path.join(out_root, "compare.html")
+returncode = subprocess.run([sys.executable, os.path.join(REPO, "analysis", "compare.py"), *finished_dirs,
+                             f"--out={page}"]).returncode  # it says what it wrote
+if returncode != 0:
+    print(f"analysis/compare.py failed (exit code {returncode}): no comparison page")
 if failed:
     training.fail(f"{len(failed)} run(s) failed: {', '.join(failed)}; see their output above; "
                   f"the same command again retries them")
