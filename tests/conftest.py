@@ -44,7 +44,7 @@ def needs(*variables):
         f"{v} to {REAL_DATA[v]}" for v in missing) + " to run this test")
 
 
-# Runs each command as `python SCRIPT ARGS` would, one after another in this one process: stdout and
+# Runs each command as `python SCRIPT ARGS` would, one after another in one process: stdout and
 # stderr captured, SystemExit turned into the exit status and the message Python would print, any
 # other exception into its traceback and status 1.
 RUNNER = """
@@ -57,14 +57,16 @@ for argv in json.load(sys.stdin):
         try:
             runpy.run_path(argv[0], run_name="__main__")
         except SystemExit as e:
-            status = 1 if isinstance(e.code, str) else e.code or 0
-            if isinstance(e.code, str):
+            if isinstance(e.code, str):  # SystemExit("error: ...") prints its message and exits 1
                 print(e.code, file=sys.stderr)
+                status = 1
+            else:
+                status = e.code or 0
         except Exception:
             traceback.print_exc()
             status = 1
     results.append([status, out.getvalue(), err.getvalue()])
-json.dump(results, sys.__stdout__)
+print("\n" + json.dumps(results), file=sys.__stdout__)  # last, after anything C code wrote to the same pipe
 """
 
 
@@ -79,7 +81,7 @@ def run_scripts(commands, env=None, timeout=300):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr
     return [subprocess.CompletedProcess([sys.executable, *command], status, out, err)
-            for command, (status, out, err) in zip(commands, json.loads(done.stdout))]
+            for command, (status, out, err) in zip(commands, json.loads(done.stdout.splitlines()[-1]))]
 
 
 # A KernelBench in miniature (KernelBench/level1/*.py, as in kernelbench.tar.gz): two elementwise
