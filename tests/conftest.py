@@ -66,7 +66,7 @@ for argv in json.load(sys.stdin):
             traceback.print_exc()
             status = 1
     results.append([status, out.getvalue(), err.getvalue()])
-print("\n" + json.dumps(results), file=sys.__stdout__)  # last, after anything C code wrote to the same pipe
+print("\\n" + json.dumps(results), file=sys.__stdout__)  # last, after anything C code wrote to the same pipe
 """
 
 
