@@ -622,7 +622,8 @@ def run_sandboxed(argv, files=None, timeout=10.0, cpu_seconds=None, memory_bytes
     programs, which reserve terabytes of virtual addresses), the size of any file it writes, and its
     user's number of processes (max_processes more than now; the kernel exempts root, whose fork
     bomb only the timeout stops); no file writes outside its directory (Landlock, on Linux >= 5.13);
-    a minimal environment (PATH, HOME and TMPDIR in its directory, plus env) and stdin closed. The directory is deleted afterwards.
+    a minimal environment (PATH, HOME and TMPDIR in its directory, plus env) and stdin closed. The
+    directory is deleted afterwards.
 
     This guards against accidents, such as a generated infinite loop, memory or fork bomb, or stray
     write; it is not a security boundary (a determined program can still read files, use the

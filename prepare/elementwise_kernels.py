@@ -7,8 +7,8 @@ y[i]); with --varied, a share of them as the corpus writes kernels instead: no c
 and index idioms of their own, some in place, so that a model learns to read a signature it has not
 seen and store through its pointer (the corpus's tasks are such signatures). A model that has seen
 torch.tanh read as tanhf and torch.clamp as fminf(fmaxf(..)) can compose the body of an expression
-it never saw. The functions of KernelBench's held-out problems
-(leaky_relu, hardsigmoid, hardtanh) are never generated, so those tasks stay held out.
+it never saw. The functions of KernelBench's held-out problems (leaky_relu, hardsigmoid, hardtanh)
+are never generated, so those tasks stay held out.
 Writes data/elementwise_kernels.tar.gz, one .cu file a kernel, for prepare/cuda_code.py's --train_only;
 with --problems, KernelBench-format problems of new expressions instead, for train_rl.py's tasks.
 
