@@ -779,22 +779,28 @@ def pass_at_k(n, c, k):
 # -----------------------------------------------------------------------------
 # the tasks of a prepared dataset
 
-def documents(data_dir, split):
+def documents(data_dir, split, train_only=False):
     """(name, text) of each document (file) of data_dir/{split}.bin, decoded and cut at
     <|endoftext|>; names from the files.json a prepare script wrote, else "val.bin document 3".
     The files it lists as train_only (prepare/cuda_code.py --train_only: generated kernels) are
-    training data, not tasks, and are left out."""
+    training data, not the split's own tasks, and are left out; with train_only=True only they
+    are returned."""
     import numpy as np
     import data
     meta = data.read_meta(data_dir, "prepare the dataset first")
-    _, decode = data.load_tokenizer(meta, data_dir)
-    texts = decode(np.memmap(os.path.join(data_dir, f"{split}.bin"), dtype=np.uint16, mode="r").tolist()).split(EOT)[:-1]
-    names, train_only = [f"{split}.bin document {i}" for i in range(len(texts))], set()
+    encode, decode = data.load_tokenizer(meta, data_dir)
+    eot = data.start_ids(meta, data_dir, encode)
+    ids = np.memmap(os.path.join(data_dir, f"{split}.bin"), dtype=np.uint16, mode="r")
+    # cut at the id prepare wrote after every document, not at the decoded text "<|endoftext|>": a file
+    # may hold that text itself (llm.c's tokenizer code does), tokenized as ordinary text
+    ends = np.flatnonzero(ids == eot[0]).tolist() if decode(eot) == EOT else []
+    texts = [decode(ids[start:end].tolist()) for start, end in zip([0] + [end + 1 for end in ends], ends)]
+    names, train_only_names = [f"{split}.bin document {i}" for i in range(len(texts))], set()
     if os.path.exists(os.path.join(data_dir, "files.json")):
         with open(os.path.join(data_dir, "files.json"), encoding="utf-8") as f:
             listed = json.load(f)
-        names, train_only = listed.get(split, names), set(listed.get("train_only", []))
-    return [(name, text) for name, text in zip(names, texts) if name not in train_only]
+        names, train_only_names = listed.get(split, names), set(listed.get("train_only", []))
+    return [(name, text) for name, text in zip(names, texts) if (name in train_only_names) == train_only]
 
 
 def compiling_tasks(tasks, workers=None):
@@ -803,22 +809,35 @@ def compiling_tasks(tasks, workers=None):
     return [t for t, r in zip(tasks, results) if r.ok]
 
 
-def dataset_tasks(data_dir, split="val", language=None, workers=None):
-    """The completion tasks of a prepared dataset's split (val: held out from training), built once
-    and cached in data_dir/tasks_{split}.jsonl (delete it to rebuild). language: "cuda" or "python",
-    default meta.json's "language" (prepare/cuda_code.py writes "cuda"), else python."""
-    path = os.path.join(data_dir, f"tasks_{split}.jsonl")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            return [Task(**json.loads(line)) for line in f]
+def document_tasks(docs, data_dir, language=None):
+    """The tasks that (name, text) documents hold, once each where prepare repeated a file
+    (--weight); language "cuda" or "python", default data_dir's meta.json "language"
+    (prepare/cuda_code.py writes "cuda"), else python."""
     import data
     language = language or data.read_meta(data_dir, "prepare the dataset first").get("language", "python")
     if language not in ("cuda", "python"):
         fail(f"language must be cuda or python, got {language!r}")
     make = cuda_tasks if language == "cuda" else python_tasks
-    # dict.fromkeys: once each, where prepare repeated a file (--weight)
-    candidates = list(dict.fromkeys(t for name, text in documents(data_dir, split) for t in make(text, name)))
-    tasks = compiling_tasks(candidates, workers)
+    return list(dict.fromkeys(task for name, text in docs for task in make(text, name)))
+
+
+def train_only_tasks(data_dir, count, language=None, workers=None):
+    """The tasks of the first `count` files that prepare marked train_only (prepare/cuda_code.py
+    --train_only: generated kernels) whose reference compiles (parses). They are training data and
+    never held out, so RL may train on them beside the training split's tasks. Built at each call:
+    compiling `count` references is quick, all 40,000 generated kernels' would not be."""
+    docs = documents(data_dir, "train", train_only=True)[:count]
+    return compiling_tasks(document_tasks(docs, data_dir, language), workers)
+
+
+def dataset_tasks(data_dir, split="val", language=None, workers=None):
+    """The completion tasks of a prepared dataset's split (val: held out from training), built once
+    and cached in data_dir/tasks_{split}.jsonl (delete it to rebuild); language as document_tasks'."""
+    path = os.path.join(data_dir, f"tasks_{split}.jsonl")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return [Task(**json.loads(line)) for line in f]
+    tasks = compiling_tasks(document_tasks(documents(data_dir, split), data_dir, language), workers)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         for task in tasks:
             f.write(json.dumps(asdict(task)) + "\n")

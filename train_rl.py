@@ -188,6 +188,8 @@ kernelbench_scaffold = False  # kernelbench's prompts also give the thread's ele
 execution_reward = False      # with kernelbench: +1 for a correct kernel, +1 more if faster than PyTorch; the kernel runs
                               # on the GPU (code_check.elementwise_check), or without one is emulated on the CPU, untimed
                               # (code_check.elementwise_emulate); both in the sandbox
+train_only_tasks = 0          # the tasks of the first this-many files prepare marked train_only (prepare/cuda_code.py
+                              # --train_only: generated kernels) join the training split's tasks (0: none)
 max_new_tokens = 128          # the longest completion; one still open then is scored as it stands
 fitting_tasks_only = False    # only tasks whose original body fits in max_new_tokens: a completion as long as
                               # the original could not finish, and an unfinished body is scored as it stands
@@ -239,7 +241,7 @@ config = configurator.configure(globals(), sys.argv[1:])
 globals().update(config)
 configurator.check_settings(
     config, at_least_1="eval_interval eval_samples eval_iters max_new_tokens tasks_per_step updates_per_batch batch_size",
-    at_least_0="eval_tasks log_interval hint_iters length_floor kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
+    at_least_0="eval_tasks train_only_tasks log_interval hint_iters length_floor kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
     positive="temperature eval_temperature clip_eps learning_rate",
     below_1="reward_valid reward_store reward_share clip_eps beta1 beta2",
     choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"), "eval_split": ("val", "train"),
@@ -254,6 +256,8 @@ if reward_store and language != "cuda":
                   "it needs --language=cuda")
 if kernelbench and language != "cuda":
     training.fail("kernelbench's tasks are CUDA kernels: add --language=cuda")
+if kernelbench and train_only_tasks:
+    training.fail("kernelbench's tasks are its problems, not a dataset's files: leave train_only_tasks at 0")
 if kernelbench and (original_in_group or hint_iters or length_floor):
     training.fail("kernelbench's tasks have no original body to add, hint or measure against: "
                   "leave original_in_group, hint_iters and length_floor off")
@@ -324,6 +328,13 @@ def load_tasks(split):
         tasks = code_check.dataset_tasks(data_path, split, language)
         if ddp.enabled and ddp.master:
             dist.barrier()
+    extra = []
+    if split == "train" and train_only_tasks:
+        extra = code_check.train_only_tasks(data_path, train_only_tasks, language)
+        if not extra:
+            training.fail(f"train_only_tasks={train_only_tasks}: {data_path} has no train_only files that hold "
+                          f"{language} tasks (prepare/cuda_code.py --train_only adds them), or set it to 0")
+        tasks = tasks + extra
     tasks = [code_check.open_ended(t) for t in tasks]
     kept = [(task, start + encode(task.prompt)) for task in tasks]
     kept = [(task, ids) for task, ids in kept if len(ids) + max_new_tokens <= block_size]
@@ -335,7 +346,7 @@ def load_tasks(split):
                       f"short enough for max_new_tokens={max_new_tokens} in a context of {block_size} tokens"
                       + (" and a body that fits in max_new_tokens" if fitting_tasks_only else ""))
     if ddp.master:
-        print(f"{len(kept)} {split} tasks ({too_long} with a longer prompt left out"
+        print(f"{len(kept)} {split} tasks ({f'{len(extra)} from train_only files, ' if extra else ''}{too_long} with a longer prompt left out"
               + (f", {len(tasks) - too_long - len(kept)} with a longer body)" if fitting_tasks_only else ")"))
     return kept
 
@@ -424,7 +435,7 @@ checkpoint = None
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="start with --init_from=base", resume=True)
     training.check_resume_settings(config, checkpoint, ["base_dir", "language", "kernelbench", "kernelbench_scaffold",
-                                                         "max_new_tokens", "fitting_tasks_only"], ckpt_path)
+                                                         "max_new_tokens", "fitting_tasks_only", "train_only_tasks"], ckpt_path)
     model.load_state_dict(checkpoint["model"])
     iter_num = checkpoint["iter_num"]
     last_eval_iter = checkpoint["last_eval_iter"]

@@ -24,7 +24,7 @@ def test_prepare_splits_by_file_and_the_tasks_are_the_held_out_kernels_that_comp
         path = tmp_path / "kernels" / f"repo+{i % 2}" / f"k{i}.cu"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"// Copyright {i}, MIT License\n#include \"params.h\"\n\n" + COMPILES.format(i=i) + "\n"
-                        + NEEDS_PROJECT_HEADER.format(i=i))
+                        + NEEDS_PROJECT_HEADER.format(i=i) + '\nconst char *eot = "<|endoftext|>";  // as llm.c\'s code holds\n')
     out = tmp_path / "data"
     done = subprocess.run([sys.executable, "prepare/cuda_code.py", str(tmp_path / "kernels"), "--out_dir", str(out),
                            "--vocab_size=300", "--val_fraction=0.5", "--num_proc=1"],
@@ -33,6 +33,10 @@ def test_prepare_splits_by_file_and_the_tasks_are_the_held_out_kernels_that_comp
     files = json.loads((out / "files.json").read_text())
     assert files["train"] and files["val"] and not set(files["train"]) & set(files["val"])
     assert json.loads((out / "meta.json").read_text())["language"] == "cuda"
+    for split in ("train", "val"):  # each file is one document, named as it is, though it holds "<|endoftext|>"
+        documents = code_check.documents(str(out), split)
+        assert [name for name, _ in documents] == files[split]
+        assert all(f"scale{name[-4]}(" in text and text.count(code_check.EOT) == 1 for name, text in documents)
 
     tasks = code_check.dataset_tasks(str(out), "val")
     # one task per held-out file: its scale kernel; fused needs a type from a header the corpus lacks
@@ -135,7 +139,7 @@ def test_varied_kernels_read_their_own_signature_compile_and_store_the_same_expr
     assert forms == {"in place", "loop", "return", "if"}
 
 
-def test_generated_kernels_compile_and_prepare_trains_on_them_and_holds_none_out(tmp_path):
+def test_generated_kernels_compile_and_prepare_trains_on_them_holds_none_out_and_rl_may_ask_for_them(tmp_path):
     run = {"cwd": REPO, "capture_output": True, "text": True, "timeout": 300}
     done = subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=30",
                            f"--out={tmp_path / 'generated.tar.gz'}"], **run)
@@ -158,8 +162,12 @@ def test_generated_kernels_compile_and_prepare_trains_on_them_and_holds_none_out
     assert set(generated) <= set(files["train"]) and not set(generated) & set(files["val"])
     assert files["val"] and set(files["train"]) - set(generated)  # the other kernels are split as before
     assert sorted(files["train_only"]) == sorted(generated)
-    tasks = code_check.dataset_tasks(str(tmp_path / "data"), "train")  # training data, not RL's tasks
+    tasks = code_check.dataset_tasks(str(tmp_path / "data"), "train")  # training data, not the split's tasks
     assert tasks and not {t.source for t in tasks} & set(generated)
+    listed = [name for name, _ in code_check.documents(str(tmp_path / "data"), "train", train_only=True)]
+    assert sorted(listed) == sorted(generated)
+    extra = code_check.train_only_tasks(str(tmp_path / "data"), 5)  # ... which RL may ask for: the first five files'
+    assert [t.source for t in extra] == listed[:5]
 
 
 def test_generated_problems_are_kernelbench_tasks_new_to_a_model_trained_on_the_kernels(tmp_path):

@@ -342,8 +342,10 @@ def test_bad_settings_are_one_line_errors(base):
              ("--reward_store=0.1", "reward_store pays a kernel that stores"),
              ("--reward_share=0.5", "reward_share pays a share of a kernel's output elements"),
              ("--kernelbench_scaffold=True", "kernelbench_scaffold is part of KernelBench's prompts"),
-             ("--eval_split=train", "eval_split=train measures the tasks RL trains on, for --eval_only=True")]
-    results = run_scripts([rl_args(base, base / "bad", extra) for extra, _ in cases]
+             ("--eval_split=train", "eval_split=train measures the tasks RL trains on, for --eval_only=True"),
+             ("--train_only_tasks=5", "has no train_only files that hold python tasks"),
+             ("--language=cuda --kernelbench=kb --train_only_tasks=5", "leave train_only_tasks at 0")]
+    results = run_scripts([rl_args(base, base / "bad", *extra.split()) for extra, _ in cases]
                           + [["train_rl.py", f"--base_dir={base / 'nothing'}", "--device=cpu"]])
     for (extra, message), result in zip(cases, results):
         assert result.returncode != 0 and result.stderr.strip().splitlines() == [
@@ -389,13 +391,26 @@ def cuda_base(tmp_path_factory):
                                                                "x[i] / (1.0f + fabsf(x[i]))"][(f + j) % 4]) for j in range(3)]
         (root / "kernels" / f"k{f}.cu").write_text("#include <stdint.h>\n\n" + "\n".join(kernels))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "prepare/elementwise_kernels.py", "--count=3", f"--out={root / 'generated.tar.gz'}"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([sys.executable, "prepare/cuda_code.py", str(root / "kernels"), "--out_dir", str(root / "data" / "tinycuda"),
-                    "--vocab_size=300", "--val_fraction=0.5", "--num_proc=1"], cwd=ROOT, env=env, check=True, capture_output=True)
+                    "--train_only", str(root / "generated.tar.gz"), "--vocab_size=300", "--val_fraction=0.5", "--num_proc=1"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run([sys.executable, "train_gpt.py", "config/cuda_code.py", "--n_layer=1", "--n_head=2", "--n_embd=32",
                     "--block_size=384", "--batch_size=4", "--max_iters=20", "--lr_decay_iters=20", "--warmup_iters=2",
                     "--eval_interval=20", "--eval_iters=1", "--log_interval=0", f"--data_dir={root / 'data'}",
                     "--dataset=tinycuda", f"--out_dir={root / 'base'}"], cwd=ROOT, env=env, check=True, capture_output=True)
     return root
+
+
+def test_a_run_with_train_only_tasks_trains_on_the_generated_kernels_too(cuda_base):
+    plain = run(rl_args(cuda_base, cuda_base / "corpus", "--language=cuda", "--max_iters=1", "--max_new_tokens=16",
+                        "--eval_tasks=1", "--eval_samples=1"))
+    joined = run(rl_args(cuda_base, cuda_base / "joined", "--language=cuda", "--max_iters=1", "--max_new_tokens=16",
+                         "--eval_tasks=1", "--eval_samples=1", "--train_only_tasks=2"))
+    corpus = int(re.search(r"(\d+) train tasks", plain.stdout).group(1))
+    assert f"{corpus + 2} train tasks (2 from train_only files" in joined.stdout  # a generated file holds one kernel
+    assert re.search(r"(\d+) val tasks", joined.stdout).group(0) == re.search(r"(\d+) val tasks", plain.stdout).group(0)
 
 
 def test_a_run_on_kernelbench_tasks_trains_on_relu_and_evaluates_on_leaky_relu(cuda_base, kernelbench_dir):
