@@ -188,8 +188,8 @@ kernelbench_scaffold = False  # kernelbench's prompts also give the thread's ele
 execution_reward = False      # with kernelbench: +1 for a correct kernel, +1 more if faster than PyTorch; the kernel runs
                               # on the GPU (code_check.elementwise_check), or without one is emulated on the CPU, untimed
                               # (code_check.elementwise_emulate); both in the sandbox
-train_only_tasks = 0          # the tasks of the first this-many files prepare marked train_only (prepare/cuda_code.py
-                              # --train_only: generated kernels) join the training split's tasks (0: none)
+train_only_tasks = 0          # also train on the tasks of this many generated files, the first of the dataset's train_only
+                              # ones (prepare/cuda_code.py --train_only); they are never held out (0: none)
 max_new_tokens = 128          # the longest completion; one still open then is scored as it stands
 fitting_tasks_only = False    # only tasks whose original body fits in max_new_tokens: a completion as long as
                               # the original could not finish, and an unfinished body is scored as it stands
