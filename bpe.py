@@ -113,15 +113,21 @@ def _stream_pieces(texts, pattern, specials, min_chars):
         cut_regex = None  # no safe cut known: each string of the stream is taken whole
     else:
         cut_regex = regex.compile(cut_regex)
-    buffer = ""
+    buffer, cut = "", 0  # cut: where the buffer's last safe cut point ends (0: it has none)
     for text in texts:
+        searched = len(buffer)
         buffer += text
-        if len(buffer) < min_chars or cut_regex is None:
+        if cut_regex is None:
             continue
-        match = cut_regex.search(buffer)  # (?r): searched from the end, so this is the last safe cut
-        if match and match.end() > 0:
-            yield buffer[:match.end()]
-            buffer = buffer[match.end():]
+        # a later cut point can only lie in the new text or touch its start: search that alone, from
+        # its end ((?r)). Searching the whole buffer at every text was quadratic in a stream with no
+        # cut point (generated kernels whose lines all end in ';', '{' or '}')
+        match = cut_regex.search(buffer, max(searched - 1, 0))
+        if match:
+            cut = match.end()
+        if len(buffer) >= min_chars and cut > 0:
+            yield buffer[:cut]
+            buffer, cut = buffer[cut:], 0
     if buffer:
         yield buffer
 

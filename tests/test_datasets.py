@@ -63,6 +63,30 @@ def test_encode_stream_cuts_long_streams_at_safe_points():
     assert list(stream) == tok.encode(text, allowed_special="all")
 
 
+@pytest.mark.parametrize("pattern", [bpe.GPT2_SPLIT_PATTERN, None])
+def test_a_stream_is_cut_at_the_last_safe_point_read_so_far_though_each_string_is_searched_once(pattern):
+    # the reference searches all it holds at every string, which is quadratic where safe points are
+    # rare (generated kernels, whose lines end in ';', '{' or '}'); the stream must cut where it does
+    import regex
+    safe = regex.compile(bpe._SAFE_CUTS[pattern])
+
+    def reference(strings, min_chars):
+        held = ""
+        for string in strings:
+            held += string
+            match = safe.search(held) if len(held) >= min_chars else None  # (?r): the last one
+            if match:
+                yield held[:match.end()]
+                held = held[match.end():]
+        if held:
+            yield held
+    rng = random.Random(2)
+    for _ in range(300):
+        text = "".join(rng.choice("a1;{} \n") for _ in range(rng.randint(0, 300)))
+        strings, min_chars = random_pieces(rng, text), rng.randint(1, 60)
+        assert list(bpe._stream_pieces(strings, pattern, [EOT], min_chars)) == list(reference(strings, min_chars))
+
+
 def test_encode_stream_reads_lazily_from_an_endless_stream():
     tok = bpe.train("hello world\n" * 50, 270)
     first = list(islice(tok.encode_stream(repeat("hello world\n")), 1000))
