@@ -780,8 +780,8 @@ def pass_at_k(n, c, k):
 # the tasks of a prepared dataset
 
 def documents(data_dir, split, train_only=False):
-    """(name, text) of each document (file) of data_dir/{split}.bin, decoded and cut at
-    <|endoftext|>; names from the files.json a prepare script wrote, else "val.bin document 3".
+    """(name, text) of each document (file) of data_dir/{split}.bin, cut at the <|endoftext|> id
+    after each and decoded; names from the files.json a prepare script wrote, else "val.bin document 3".
     The files it lists as train_only (prepare/cuda_code.py --train_only: generated kernels) are
     training data, not the split's own tasks, and are left out; with train_only=True only they
     are returned."""

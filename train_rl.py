@@ -346,7 +346,8 @@ def load_tasks(split):
                       f"short enough for max_new_tokens={max_new_tokens} in a context of {block_size} tokens"
                       + (" and a body that fits in max_new_tokens" if fitting_tasks_only else ""))
     if ddp.master:
-        print(f"{len(kept)} {split} tasks ({f'{len(extra)} from train_only files, ' if extra else ''}{too_long} with a longer prompt left out"
+        generated = f"{len(extra)} from train_only files, " if extra else ""
+        print(f"{len(kept)} {split} tasks ({generated}{too_long} with a longer prompt left out"
               + (f", {len(tasks) - too_long - len(kept)} with a longer body)" if fitting_tasks_only else ")"))
     return kept
 
@@ -435,7 +436,8 @@ checkpoint = None
 if init_mode == "resume":
     checkpoint = training.load_checkpoint(ckpt_path, "GPT", hint="start with --init_from=base", resume=True)
     training.check_resume_settings(config, checkpoint, ["base_dir", "language", "kernelbench", "kernelbench_scaffold",
-                                                         "max_new_tokens", "fitting_tasks_only", "train_only_tasks"], ckpt_path)
+                                                         "train_only_tasks", "max_new_tokens", "fitting_tasks_only"],
+                                   ckpt_path)
     model.load_state_dict(checkpoint["model"])
     iter_num = checkpoint["iter_num"]
     last_eval_iter = checkpoint["last_eval_iter"]
