@@ -794,13 +794,15 @@ def documents(data_dir, split, train_only=False):
     # cut at the id prepare wrote after every document, not at the decoded text "<|endoftext|>": a file
     # may hold that text itself (llm.c's tokenizer code does), tokenized as ordinary text
     ends = np.flatnonzero(ids == eot[0]).tolist() if decode(eot) == EOT else []
-    texts = [decode(ids[start:end].tolist()) for start, end in zip([0] + [end + 1 for end in ends], ends)]
-    names, train_only_names = [f"{split}.bin document {i}" for i in range(len(texts))], set()
+    spans = list(zip([0] + [end + 1 for end in ends], ends))
+    names, train_only_names = [f"{split}.bin document {i}" for i in range(len(spans))], set()
     if os.path.exists(os.path.join(data_dir, "files.json")):
         with open(os.path.join(data_dir, "files.json"), encoding="utf-8") as f:
             listed = json.load(f)
         names, train_only_names = listed.get(split, names), set(listed.get("train_only", []))
-    return [(name, text) for name, text in zip(names, texts) if (name in train_only_names) == train_only]
+    # decoded once chosen: the documents left out (40,000 generated kernels, say) are never decoded
+    return [(name, decode(ids[start:end].tolist())) for name, (start, end) in zip(names, spans)
+            if (name in train_only_names) == train_only]
 
 
 def compiling_tasks(tasks, workers=None):
