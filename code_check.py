@@ -63,7 +63,8 @@ class Result:
     ok: bool          # compiles (CUDA) / parses (Python)
     nontrivial: bool  # writes through a pointer parameter / does something
     reward: float     # 1 for ok and nontrivial, partial_credit for only ok (and MIN_TOKENS long), store_credit /
-                      # nvcc's errors for a CUDA body that stores but does not compile, else 0
+                      # nvcc's errors for a CUDA body that stores but does not compile, prefix_credit x
+                      # parsing_share for a Python body that does not parse, else 0
     length: int       # characters of the completion, as cut
     message: str      # the compiler's first error line, or why the check refused the code
     correct: bool = False  # (execution check, train_rl's execution_reward) its output is the reference's
@@ -471,12 +472,32 @@ def prompt_lines(task):
     return len(task.prompt.rstrip("\n").split("\n"))
 
 
+def parameter_names(arguments):
+    """The names an ast.arguments binds, in order."""
+    names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
+    return names + [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
+
+
+def reads(node, hidden=frozenset()):
+    """The names node reads, except where a nested function's (or lambda's) own parameter of that
+    name hides the outer one: `def inner(self, x): return x` reads no x of the function around it."""
+    if isinstance(node, ast.Name):
+        return {node.id} - hidden if isinstance(node.ctx, ast.Load) else set()
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        inner = hidden | set(parameter_names(node.args))
+        outside = node.args.defaults + [d for d in node.args.kw_defaults if d] + getattr(node, "decorator_list", [])
+        body = node.body if isinstance(node.body, list) else [node.body]
+        return set().union(*(reads(n, hidden) for n in outside), *(reads(n, inner) for n in body))
+    return set().union(*(reads(child, hidden) for child in ast.iter_child_nodes(node)))
+
+
 def python_nontrivial(task, completion):
-    """The function's body (docstring aside) holds a statement other than pass, ..., a bare return
-    or a string, has at least MIN_TOKENS tokens, and reads one of the function's parameters if it
-    has any besides self / cls. That last clause closed an exploit RL found (docs/rl.md): one-line
-    bodies like `return super().__init__()` or `self.assertTrue(x)`, which do something but ignore
-    what the function was given."""
+    """The function's body (docstring aside) holds a statement other than pass, ..., a bare return,
+    a string or a nested def / class, has at least MIN_TOKENS tokens, and reads one of the function's
+    parameters if it has any besides self / cls. Two exploits RL found closed those clauses
+    (docs/rl.md): one-line bodies like `return super().__init__()` or `self.assertTrue(x)`, which do
+    something but ignore what the function was given; and bodies that only define nested functions,
+    which do nothing when the function runs, their parameters named like the outer ones."""
     try:
         function = ast.parse(task.prompt + completion).body[0]
     except (SyntaxError, ValueError, IndexError):
@@ -486,15 +507,11 @@ def python_nontrivial(task, completion):
     # only the completion's statements count: a hinted prompt (see hinted) holds some of the body
     last_prompt_line = prompt_lines(task)
     body = [statement for statement in function.body if statement.lineno > last_prompt_line]
-    arguments = function.args
-    names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
-    names += [a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None]
+    names = parameter_names(function.args)
     parameters = set(names[1:] if names[:1] in (["self"], ["cls"]) else names)
-    read = {node.id for statement in body for node in ast.walk(statement)
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
-    if parameters and not parameters & read:
+    if parameters and not parameters & set().union(*map(reads, body)):
         return False
-    trivial = (ast.Pass, ast.Expr, ast.Return)
+    trivial = (ast.Pass, ast.Expr, ast.Return, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     for statement in body:
         if isinstance(statement, ast.Expr) and not isinstance(statement.value, ast.Constant):
             return count_tokens(completion) >= MIN_TOKENS  # a call, an await: does something
@@ -729,15 +746,39 @@ def parses(source):
         return False, f"{type(e).__name__}: {e}"
 
 
-def score(task, text, partial_credit=0.0, store_credit=0.0):
+def parsing_share(task, completion):
+    """Python: how near a body that does not parse came to parsing, as the share of its lines before
+    its first syntax error, when those lines parse on their own (a last line that opens a block or a
+    bracket is dropped until they do) and do something (python_nontrivial); else 0. A body cut at
+    max_new_tokens mid-statement but sound up to there scores near 1, one wrong in its first line 0:
+    the graded signal nvcc's error count gives a kernel (store_credit), for a parser that stops at
+    the first error."""
+    source = task.prompt + completion
+    try:
+        ast.parse(source)
+        return 1.0
+    except SyntaxError as error:
+        error_line = error.lineno or 1
+    except ValueError:  # a null byte
+        return 0.0
+    lines = source.rstrip("\n").split("\n")
+    first = prompt_lines(task)  # the body's lines are lines[first:]
+    for kept in range(min(error_line - 1, len(lines)), first, -1):
+        prefix = "\n".join(lines[:kept]) + "\n"
+        if parses(prefix)[0]:
+            return (kept - first) / (len(lines) - first) if python_nontrivial(task, prefix[len(task.prompt):]) else 0.0
+    return 0.0
+
+
+def score(task, text, partial_credit=0.0, store_credit=0.0, prefix_credit=0.0):
     """Result for a model's continuation `text` of task.prompt: cut where the body ends, then
     compiled (nvcc) / parsed (ast) and checked for doing something. reward: 1 when both hold,
     partial_credit when it compiles / parses and has MIN_TOKENS tokens without doing anything,
     store_credit / nvcc's error count when a CUDA body stores through a pointer parameter but does not
     compile (the fewer errors, the nearer it is to compiling; nothing when the count misses errors:
     policies learned to end a body with a stray #endif, which stops the preprocessor at one error,
-    and to open it with a stray ")", a syntax error after which the parser checks nothing;
-    a Python body that does not parse cannot be checked for doing anything), else 0. The empty body
+    and to open it with a stray ")", a syntax error after which the parser checks nothing),
+    prefix_credit x parsing_share for a Python body that does not parse, else 0. The empty body
     compiles: paid for compiling, it is the first thing a policy learns to write (docs/rl.md), so
     partial credit wants some code."""
     completion = cut_completion(task, text)
@@ -753,18 +794,19 @@ def score(task, text, partial_credit=0.0, store_credit=0.0):
         tokens = count_tokens(completion)
     if nontrivial:
         reward = 1.0
-    elif ok and tokens >= MIN_TOKENS:
-        reward = partial_credit
-    else:
+    elif ok:
+        reward = partial_credit if tokens >= MIN_TOKENS else 0.0
+    elif task.language == "cuda":
         reward = store_credit / errors if stores and errors else 0.0
+    else:
+        reward = prefix_credit * parsing_share(task, completion) if prefix_credit else 0.0
     return Result(ok, nontrivial, reward, len(completion), message)
 
 
-def score_many(tasks, texts, partial_credit=0.0, store_credit=0.0, workers=None):
+def score_many(tasks, texts, partial_credit=0.0, store_credit=0.0, prefix_credit=0.0, workers=None):
     """score() of each (task, text) pair, nvcc running in `workers` threads (default: the cores)."""
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        return list(pool.map(lambda pair: score(*pair, partial_credit=partial_credit, store_credit=store_credit),
-                             zip(tasks, texts)))
+        return list(pool.map(lambda pair: score(*pair, partial_credit, store_credit, prefix_credit), zip(tasks, texts)))
 
 
 def pass_at_k(n, c, k):

@@ -200,6 +200,8 @@ original_in_group = False     # each task's original body joins its group as one
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
 reward_store = 0.0            # CUDA: partial credit / nvcc's error count for a body that stores but does not compile
                               # (stores through a pointer parameter; the fewer errors, the nearer it is to compiling)
+reward_prefix = 0.0           # Python: partial credit x the share of a body's lines before its first syntax error, for a
+                              # body that does not parse but whose lines up to there do something (code_check.parsing_share)
 reward_share = 0.0            # with execution_reward: partial credit x the share of output elements right, for a kernel
                               # that is not correct (counted by the CPU emulation, code_check.elementwise_emulate)
 length_floor = 0.0            # a body whose code is shorter than length_floor x its original body's (cut at max_new_tokens)
@@ -243,7 +245,7 @@ configurator.check_settings(
     config, at_least_1="eval_interval eval_samples eval_iters max_new_tokens tasks_per_step updates_per_batch batch_size",
     at_least_0="eval_tasks train_only_tasks log_interval hint_iters length_floor kl_coef lm_coef max_iters weight_decay grad_clip warmup_iters lr_decay_iters min_lr",
     positive="temperature eval_temperature clip_eps learning_rate",
-    below_1="reward_valid reward_store reward_share clip_eps beta1 beta2",
+    below_1="reward_valid reward_store reward_prefix reward_share clip_eps beta1 beta2",
     choices={"init_from": ("base", "resume", "auto"), "language": ("python", "cuda"), "eval_split": ("val", "train"),
              "optimizer": optimizers.OPTIMIZERS, "loss_average": ("token", "completion")})
 if group_size < 2:
@@ -254,6 +256,8 @@ if eval_split == "train" and not eval_only:
 if reward_store and language != "cuda":
     training.fail("reward_store pays a kernel that stores through a pointer but does not compile: "
                   "it needs --language=cuda")
+if reward_prefix and language != "python":
+    training.fail("reward_prefix pays a Python body by the share of its lines that parse: it needs --language=python")
 if kernelbench and language != "cuda":
     training.fail("kernelbench's tasks are CUDA kernels: add --language=cuda")
 if kernelbench and train_only_tasks:
@@ -371,14 +375,15 @@ def with_hint(task, ids):
 def score(tasks, completions):
     """code_check's Result for each (task, completion ids): reward 1 for a body that parses /
     compiles and does something, reward_valid for one that only parses / compiles, reward_store / nvcc's
-    errors for a kernel that stores through a pointer but does not compile, 0 otherwise.
+    errors for a kernel that stores through a pointer but does not compile, reward_prefix x the share of
+    its lines before the first syntax error for a Python body that does not parse, 0 otherwise.
     With execution_reward, a kernel that compiled and stores something is also run against its
     problem: +1 if correct, +1 more if faster than PyTorch (on a GPU; the CPU's emulation is untimed),
     else reward_share x the share of its output elements the emulation finds right.
     nvcc and the kernels run in code_check's sandbox (subprocesses); nothing the model wrote ever runs
     in this process."""
     texts = [decode(ids) for ids in completions]
-    results = code_check.score_many(tasks, texts, partial_credit=reward_valid, store_credit=reward_store)
+    results = code_check.score_many(tasks, texts, reward_valid, reward_store, reward_prefix)
     if not execution_reward:
         return results
 

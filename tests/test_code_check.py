@@ -176,6 +176,27 @@ def test_store_credit_pays_a_kernel_that_stores_but_does_not_compile_by_its_comp
     assert code_check.score(python, "    return x +\n", 0.1, 0.2).reward == 0.0  # unparsed: nothing to check
 
 
+def test_prefix_credit_pays_a_python_body_that_does_not_parse_by_the_share_of_its_lines_before_the_error():
+    task = Task("python", "f", "def f(x, y):\n", "", "test")
+    # four lines, the fourth cut mid-statement (as at max_new_tokens): three of four sound
+    cut = "    total = x + y\n    total = total * 2\n    print(total, y)\n    return total +\n"
+    assert code_check.parsing_share(task, cut) == pytest.approx(3 / 4)
+    result = code_check.score(task, cut, 0.1, 0.0, 0.4)
+    assert not result.ok and result.reward == pytest.approx(0.4 * 3 / 4)
+    # a line that opens a block, or a bracket, and the error after it: dropped until the rest parses
+    opened = "    total = x + y * 2\n    if total:\n        z = (total,\n    return ]\n"
+    assert code_check.parsing_share(task, opened) == pytest.approx(1 / 4)
+    # sound lines that read no parameter do nothing: no credit, as a body that parses would get none
+    assert code_check.parsing_share(task, "    total = 1 + 2 + 3\n    return total +\n") == 0.0
+    assert code_check.parsing_share(task, "    return ) x\n    total = x + y\n") == 0.0  # wrong from line one
+    # the prompt may end open (code_check.open_ended): the body's lines are counted the same
+    open_task = code_check.open_ended(task)
+    assert code_check.parsing_share(open_task, "\n" + cut) == pytest.approx(3 / 4)
+    # off by default, and a body that parses keeps its own reward
+    assert code_check.score(task, cut).reward == 0.0
+    assert code_check.score(task, "    return x + y + 1\n", 0.1, 0.0, 0.4).reward == 1.0
+
+
 def test_a_template_kernel_is_instantiated_so_that_its_body_is_compiled():
     task = Task("cuda", "k", PREAMBLE + "template <typename T, int BLOCK, bool FAST = false>\n"
                 "__global__ void k(T* out, int n) {", "", "test")
@@ -281,6 +302,14 @@ def test_a_body_prompted_without_its_last_newline_ends_at_the_first_line_indente
     ("    x = 1\n", False),                           # does something, but too short to mean it
     ("    return super().f(1, 2)\n", False),           # a call that ignores both parameters (RL's exploit)
     ("    return super().f(b, 2)\n", True),
+    # a body that only defines a nested function does nothing when f runs (RL's exploit 11) ...
+    ("    def g(self, a, b):\n        return a + b + 1\n", False),
+    ("    class Inner:\n        total = a + b + 1\n", False),
+    # ... and a nested function's own parameter hides f's: this returns a function that reads neither
+    ("    def add(a, b):\n        return a + b\n    return add\n", False),
+    ("    def add(x):\n        return x + a + b\n    return add\n", True),  # a closure over f's a and b
+    ("    return sorted(b, key=lambda a: -a)\n", True),
+    ("    return lambda a: a + 1\n", False),
 ])
 def test_a_python_body_is_non_trivial_if_it_does_more_than_pass_or_return(body, nontrivial):
     task = Task("python", "f", 'def f(a, b):\n    """Doc."""\n', "", "test")
