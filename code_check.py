@@ -752,7 +752,8 @@ def parsing_share(task, completion):
     bracket is dropped until they do) and do something (python_nontrivial); else 0. A body cut at
     max_new_tokens mid-statement but sound up to there scores near 1, one wrong in its first line 0:
     the graded signal nvcc's error count gives a kernel (store_credit), for a parser that stops at
-    the first error."""
+    the first error. Lines are counted once each and blank ones not at all, so that a body filling
+    the space to the cap with one statement written again and again earns little (exploit 12)."""
     source = task.prompt + completion
     try:
         ast.parse(source)
@@ -763,10 +764,14 @@ def parsing_share(task, completion):
         return 0.0
     lines = source.rstrip("\n").split("\n")
     first = prompt_lines(task)  # the body's lines are lines[first:]
+    written = [line.strip() for line in lines[first:] if line.strip()]
     for kept in range(min(error_line - 1, len(lines)), first, -1):
         prefix = "\n".join(lines[:kept]) + "\n"
         if parses(prefix)[0]:
-            return (kept - first) / (len(lines) - first) if python_nontrivial(task, prefix[len(task.prompt):]) else 0.0
+            if not python_nontrivial(task, prefix[len(task.prompt):]):
+                return 0.0
+            sound = {line.strip() for line in lines[first:kept] if line.strip()}
+            return len(sound) / len(written)
     return 0.0
 
 

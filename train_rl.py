@@ -200,7 +200,7 @@ original_in_group = False     # each task's original body joins its group as one
 reward_valid = 0.0            # partial credit for a body that parses / compiles but does nothing (non-trivial and valid: 1)
 reward_store = 0.0            # CUDA: partial credit / nvcc's error count for a body that stores but does not compile
                               # (stores through a pointer parameter; the fewer errors, the nearer it is to compiling)
-reward_prefix = 0.0           # Python: partial credit x the share of a body's lines before its first syntax error, for a
+reward_prefix = 0.0           # Python: partial credit x the share of a body's distinct lines before its first syntax error, for a
                               # body that does not parse but whose lines up to there do something (code_check.parsing_share)
 reward_share = 0.0            # with execution_reward: partial credit x the share of output elements right, for a kernel
                               # that is not correct (counted by the CPU emulation, code_check.elementwise_emulate)

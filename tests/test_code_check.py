@@ -192,6 +192,9 @@ def test_prefix_credit_pays_a_python_body_that_does_not_parse_by_the_share_of_it
     # the prompt may end open (code_check.open_ended): the body's lines are counted the same
     open_task = code_check.open_ended(task)
     assert code_check.parsing_share(open_task, "\n" + cut) == pytest.approx(3 / 4)
+    # a statement written again counts once, and blank lines not at all (exploit 12: padding to the cap)
+    padded = "    total = x + y\n\n" + "    print(total, y)\n" * 8 + "    return total +\n"
+    assert code_check.parsing_share(task, padded) == pytest.approx(2 / 10)
     # off by default, and a body that parses keeps its own reward
     assert code_check.score(task, cut).reward == 0.0
     assert code_check.score(task, "    return x + y + 1\n", 0.1, 0.0, 0.4).reward == 1.0
