@@ -373,7 +373,7 @@ while True:
         print(f"iter {iter_num}/{max_iters}: loss {loss_value:.4f}, {dt * 1000:.1f} ms/iter, "
               f"{tokens_per_iter / dt:,.0f} tokens/s{mfu_text}, ~{training.duration((max_iters - iter_num) * dt)} left")
 
-# The DDP wrapper holds gloo's last collective: left for the interpreter to free at exit, gloo's
-# threads can abort the process (SIGABRT) after a run that went well, so free it while Python is whole.
+# Left for the interpreter to free at exit, the DDP wrapper can make gloo abort the process (SIGABRT)
+# after a run that went well: free it while Python is whole.
 del train_model
 training.cleanup_distributed(ddp)

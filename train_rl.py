@@ -768,7 +768,7 @@ while True:
                   + (f"length credit {credit:.2f}, " if length_floor > 0 else "") + f"{seconds:.2f} s/iter")
         log_stats = []
 
-# The DDP wrapper holds gloo's last collective: left for the interpreter to free at exit, gloo's
-# threads can abort the process (SIGABRT) after a run that went well, so free it while Python is whole.
+# Left for the interpreter to free at exit, the DDP wrapper can make gloo abort the process (SIGABRT)
+# after a run that went well: free it while Python is whole.
 del train_model
 training.cleanup_distributed(ddp)
