@@ -764,14 +764,13 @@ def parsing_share(task, completion):
         return 0.0
     lines = source.rstrip("\n").split("\n")
     first = prompt_lines(task)  # the body's lines are lines[first:]
-    written = [line.strip() for line in lines[first:] if line.strip()]
+    body = [line.strip() for line in lines[first:]]
     for kept in range(min(error_line - 1, len(lines)), first, -1):
         prefix = "\n".join(lines[:kept]) + "\n"
         if parses(prefix)[0]:
             if not python_nontrivial(task, prefix[len(task.prompt):]):
                 return 0.0
-            sound = {line.strip() for line in lines[first:kept] if line.strip()}
-            return len(sound) / len(written)
+            return len(set(body[:kept - first]) - {""}) / sum(map(bool, body))
     return 0.0
 
 

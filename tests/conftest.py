@@ -46,22 +46,22 @@ def real_data(variable):
 GLOO_EXIT_ABORT = "terminate called without an active exception"
 
 
-def launch_twice_on_gloo_exit_abort(start, out_dir):
-    """start() runs a launch and returns (returncode, output); a second try only after the abort
-    above, from out_dir as it was before the first (absent, or the checkpoint it resumes from)."""
+def launch_twice_on_gloo_exit_abort(command, out_dir, **run_kwargs):
+    """subprocess.run(command, **run_kwargs), once more only after the abort above, from out_dir as
+    it was before the first try (absent, or the checkpoint it resumes from)."""
     out_dir = pathlib.Path(out_dir)
     before = out_dir.with_name(out_dir.name + "-before-launch")
     shutil.rmtree(before, ignore_errors=True)
     if out_dir.exists():
         shutil.copytree(out_dir, before)
-    returncode, output = start()
-    if returncode != 0 and GLOO_EXIT_ABORT in output:
+    result = subprocess.run(command, **run_kwargs)
+    if result.returncode != 0 and GLOO_EXIT_ABORT in (result.stdout or "") + (result.stderr or ""):
         shutil.rmtree(out_dir, ignore_errors=True)
         if before.exists():
             shutil.copytree(before, out_dir)
-        returncode, output = start()
+        result = subprocess.run(command, **run_kwargs)
     shutil.rmtree(before, ignore_errors=True)
-    return returncode, output
+    return result
 
 
 def needs(*variables):

@@ -64,33 +64,38 @@ def launch(root, out_dir, nproc, *extra, wait=True):
     if not wait:
         return subprocess.Popen(command + train_args(root, out_dir, *extra), cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    def start():
-        result = subprocess.run(command + train_args(root, out_dir, *extra), cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
-        return result.returncode, result.stdout
-    returncode, output = launch_twice_on_gloo_exit_abort(start, out_dir)
-    assert returncode == 0, output
-    return output
+    result = launch_twice_on_gloo_exit_abort(command + train_args(root, out_dir, *extra), out_dir, cwd=ROOT, env=env,
+                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout
+    return result.stdout
 
 
 def test_a_launch_runs_once_more_only_after_gloos_exit_abort_and_from_the_out_dir_it_began_with(tmp_path):
-    out_dir = tmp_path / "out"
+    out_dir, tries = tmp_path / "out", tmp_path / "tries"
     out_dir.mkdir()
     (out_dir / "ckpt.pt").write_text("before")
-    seen = []
+    # a launch that reads the checkpoint, changes it, and fails as given (the abort: only the first time)
+    script = f"""
+import pathlib, sys
+ckpt, tries = pathlib.Path({str(out_dir / "ckpt.pt")!r}), pathlib.Path({str(tries)!r})
+with tries.open("a") as f:
+    f.write(ckpt.read_text() + " ")
+ckpt.write_text("after")
+if sys.argv[1] == "abort" and tries.read_text().count(" ") == 1 or sys.argv[1] == "always":
+    sys.exit({GLOO_EXIT_ABORT!r})
+sys.exit(1 if sys.argv[1] == "error" else 0)
+"""
 
-    def aborts_once():
-        seen.append((out_dir / "ckpt.pt").read_text())
-        (out_dir / "ckpt.pt").write_text("after")
-        return (-6, "saved ckpt.pt\n" + GLOO_EXIT_ABORT) if len(seen) == 1 else (0, "saved ckpt.pt")
-    assert launch_twice_on_gloo_exit_abort(aborts_once, out_dir) == (0, "saved ckpt.pt")
-    assert seen == ["before", "before"]
+    def launch(how):
+        tries.unlink(missing_ok=True)
+        result = launch_twice_on_gloo_exit_abort([sys.executable, "-c", script, how], out_dir,
+                                                 capture_output=True, text=True)
+        (out_dir / "ckpt.pt").write_text("before")
+        return result.returncode, tries.read_text().split()
+    assert launch("abort") == (0, ["before", "before"])
     # any other failure is final, and so is the abort the second time
-    seen.clear()
-    assert launch_twice_on_gloo_exit_abort(lambda: seen.append(1) or (1, "error: bad"), out_dir) == (1, "error: bad")
-    assert launch_twice_on_gloo_exit_abort(lambda: seen.append(2) or (-6, GLOO_EXIT_ABORT), out_dir)[0] == -6
-    assert seen == [1, 2, 2]
+    assert launch("error") == (1, ["before"])
+    assert launch("always") == (1, ["before", "before"])
 
 
 def test_two_ranks_equal_one_process_accumulating_the_same_global_batch(setup):
@@ -141,20 +146,16 @@ def test_vit_trains_and_evaluates_on_two_ranks(tmp_path):
     from test_vit import random_split, write_cifar10
     data_dir = write_cifar10(tmp_path / "cifar", random_split(np.random.default_rng(0)), 32)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
-
-    def start():
-        result = subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_vit.py",
-             f"--data_dir={data_dir}", "--download=False", "--verify_md5=False", "--batch_size=16", "--epochs=1",
-             "--n_layer=2", "--n_head=2", "--n_embd=32", "--compile=False", "--num_workers=0", "--dtype=float32",
-             "--device=cpu", "--mixup=0.8", "--val_images=32", f"--out_dir={tmp_path / 'out'}"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
-        return result.returncode, result.stdout
-    returncode, output = launch_twice_on_gloo_exit_abort(start, tmp_path / "out")
-    assert returncode == 0, output
-    assert "128 train / 32 held-out / 32 test images; 4 steps per epoch of 16 x 2 images" in output
+    result = launch_twice_on_gloo_exit_abort(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_vit.py",
+         f"--data_dir={data_dir}", "--download=False", "--verify_md5=False", "--batch_size=16", "--epochs=1",
+         "--n_layer=2", "--n_head=2", "--n_embd=32", "--compile=False", "--num_workers=0", "--dtype=float32",
+         "--device=cpu", "--mixup=0.8", "--val_images=32", f"--out_dir={tmp_path / 'out'}"],
+        tmp_path / "out", cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "128 train / 32 held-out / 32 test images; 4 steps per epoch of 16 x 2 images" in result.stdout
     # the held-out images chose best.pt; the two ranks then read the test split with it, half each
-    assert output.count("test split, best.pt (epoch 1)") == 1
+    assert result.stdout.count("test split, best.pt (epoch 1)") == 1
     assert json.loads((tmp_path / "out" / "test.json").read_text())["images"] == 32
     checkpoint = torch.load(tmp_path / "out" / "ckpt.pt", weights_only=True)
     assert checkpoint["epoch"] == 1 and len(checkpoint["rng"]) == 2  # both ranks' RNG states

@@ -243,16 +243,11 @@ def run(args, nproc=1, check=True):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, *args] if nproc == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
-    results = []
-
-    def start():
-        results.append(subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True))
-        return results[-1].returncode, results[-1].stderr
-    if nproc > 1:
-        launch_twice_on_gloo_exit_abort(start, next(arg.split("=", 1)[1] for arg in args if arg.startswith("--out_dir=")))
+    if nproc == 1:
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     else:
-        start()
-    result = results[-1]
+        out_dir = next(arg.split("=", 1)[1] for arg in args if arg.startswith("--out_dir="))
+        result = launch_twice_on_gloo_exit_abort(command, out_dir, cwd=ROOT, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(result.stdout[-3000:] + result.stderr[-3000:])
     return result
