@@ -373,7 +373,7 @@ while True:
         print(f"iter {iter_num}/{max_iters}: loss {loss_value:.4f}, {dt * 1000:.1f} ms/iter, "
               f"{tokens_per_iter / dt:,.0f} tokens/s{mfu_text}, ~{training.duration((max_iters - iter_num) * dt)} left")
 
-# Left for the interpreter to free at exit, the DDP wrapper can make gloo abort the process (SIGABRT)
-# after a run that went well: free it while Python is whole.
+# The DDP wrapper holds the process group: dropped, the group is freed by cleanup_distributed, and with
+# it gloo's threads, which if left until interpreter exit can abort a run that went well (SIGABRT).
 del train_model
 training.cleanup_distributed(ddp)

@@ -768,7 +768,7 @@ while True:
                   + (f"length credit {credit:.2f}, " if length_floor > 0 else "") + f"{seconds:.2f} s/iter")
         log_stats = []
 
-# Left for the interpreter to free at exit, the DDP wrapper can make gloo abort the process (SIGABRT)
-# after a run that went well: free it while Python is whole.
+# The DDP wrapper holds the process group: dropped, the group is freed by cleanup_distributed, and with
+# it gloo's threads, which if left until interpreter exit can abort a run that went well (SIGABRT).
 del train_model
 training.cleanup_distributed(ddp)

@@ -478,8 +478,8 @@ if val_images > 0 and trained and epoch == epochs:
                            "top1": test_top1, "top5": test_top5, "elapsed_s": round(elapsed_before + timer.elapsed(), 3)}, f)
 
 # The DataLoader workers ignore SIGTERM, which is how Python ends its daemon processes at exit: drop
-# the loaders (and with them their iterators) first, which asks their workers to finish. Left for the
-# interpreter to free at exit, the DDP wrapper can make gloo abort the process (SIGABRT) after a run
-# that went well: free it while Python is whole.
+# the loaders (and with them their iterators) first, which asks their workers to finish. The DDP
+# wrapper holds the process group: dropped, the group is freed by cleanup_distributed, and with it
+# gloo's threads, which if left until interpreter exit can abort a run that went well (SIGABRT).
 del train_loader, test_loader, eval_loader, train_model
 training.cleanup_distributed(ddp)

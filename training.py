@@ -85,6 +85,10 @@ def setup_distributed(device):
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(device)
     backend = "nccl" if device.startswith("cuda") else "gloo"
+    # Imported after the group exists (DDP imports it), torch._dynamo keeps references to the group,
+    # so destroy_process_group cannot free it: its gloo threads then outlive the run, and at
+    # interpreter exit can abort the process (SIGABRT) after a run that went well.
+    import torch._dynamo  # noqa: F401
     # a timeout, so a rank that died makes the others fail instead of hanging forever
     dist.init_process_group(backend, timeout=timedelta(minutes=10))
     # collectives on CPU tensors (the stop flag) go through gloo: under NCCL they would need a GPU
@@ -94,8 +98,11 @@ def setup_distributed(device):
 
 
 def cleanup_distributed(ddp):
+    """Leave the process group, and free it while Python is whole: the caller must hold no other
+    reference to it (a DDP wrapper holds one), or its gloo threads outlive the run (setup_distributed)."""
     if ddp.enabled:
         dist.barrier()  # no rank tears down its connections while another still talks to it
+        ddp.cpu_group = None
         dist.destroy_process_group()
 
 

@@ -3,7 +3,6 @@
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -36,32 +35,6 @@ def real_data(variable):
     """The path in the environment variable, or None when it is unset or names no file."""
     path = os.environ.get(variable)
     return pathlib.Path(path) if path and os.path.isfile(path) else None
-
-
-# gloo (DDP on CPU) now and then aborts a rank at interpreter exit after a run that went well
-# ("terminate called without an active exception", exit -6), on a busy machine: the training scripts
-# free their DDP wrapper before destroying the process group, which made it rarer, not impossible
-# (docs/training.md). A two-process launch that ends so is run once more; any other failure, or the
-# same abort twice, fails the test.
-GLOO_EXIT_ABORT = "terminate called without an active exception"
-
-
-def launch_twice_on_gloo_exit_abort(command, out_dir, **run_kwargs):
-    """subprocess.run(command, **run_kwargs), once more only after the abort above, from out_dir as
-    it was before the first try (absent, or the checkpoint it resumes from)."""
-    out_dir = pathlib.Path(out_dir)
-    before = out_dir.with_name(out_dir.name + "-before-launch")
-    shutil.rmtree(before, ignore_errors=True)
-    if out_dir.exists():
-        shutil.copytree(out_dir, before)
-    result = subprocess.run(command, **run_kwargs)
-    if result.returncode != 0 and GLOO_EXIT_ABORT in (result.stdout or "") + (result.stderr or ""):
-        shutil.rmtree(out_dir, ignore_errors=True)
-        if before.exists():
-            shutil.copytree(before, out_dir)
-        result = subprocess.run(command, **run_kwargs)
-    shutil.rmtree(before, ignore_errors=True)
-    return result
 
 
 def needs(*variables):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import code_check
-from conftest import launch_twice_on_gloo_exit_abort, run_scripts
+from conftest import run_scripts
 from model_gpt import GPT, GPTConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -243,11 +243,7 @@ def run(args, nproc=1, check=True):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, *args] if nproc == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *args]
-    if nproc == 1:
-        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    else:
-        out_dir = next(arg.split("=", 1)[1] for arg in args if arg.startswith("--out_dir="))
-        result = launch_twice_on_gloo_exit_abort(command, out_dir, cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(result.stdout[-3000:] + result.stderr[-3000:])
     return result
