@@ -366,6 +366,15 @@ def code_size(task, completion):
     return len(set(zip(tokens, tokens[1:])))
 
 
+def distinct_line_share(task, completion):
+    """The share of a body's non-blank lines (cut as the checks cut it, stripped) that it has not
+    written before: 1 for most real code, little for a body that fills the space to the cap with one
+    statement again and again (train_rl.py's repeat_discount; exploit 12 of docs/rl.md for a body
+    that does not parse)."""
+    lines = [line.strip() for line in cut_completion(task, completion).split("\n") if line.strip()]
+    return len(set(lines)) / len(lines) if lines else 1.0
+
+
 CONDITIONAL = re.compile(r"\s*#\s*(if|ifdef|ifndef|endif)\b")
 
 

@@ -206,6 +206,8 @@ reward_share = 0.0            # with execution_reward: partial credit x the shar
                               # that is not correct (counted by the CPU emulation, code_check.elementwise_emulate)
 length_floor = 0.0            # a body whose code is shorter than length_floor x its original body's (cut at max_new_tokens)
                               # keeps only that share of its reward (length_credit; 0: off)
+repeat_discount = False       # a body that parses / compiles keeps only the share of its non-blank lines that are distinct
+                              # (code_check.distinct_line_share): a line written again costs, as in reward_prefix's share
 # GRPO
 tasks_per_step = 8            # prompts per step, over all processes
 group_size = 8                # completions sampled per prompt (G): the group whose mean is the baseline
@@ -643,7 +645,7 @@ if ddp.master:
 metrics = training.MetricsLog(out_dir, ddp.master, config, wandb_log, wandb_project, wandb_run_name)
 if init_mode == "resume" and not eval_only:
     metrics.forget_after("iter", last_eval_iter)
-log_stats = []  # per step since the last log line: (reward, nontrivial rate, length, hint tokens per prompt, length credit, seconds)
+log_stats = []  # per step since the last log line: (reward, nontrivial rate, length, hint tokens per prompt, credit, correct, seconds)
 while True:
     lr = (training.learning_rate_at(iter_num, learning_rate, warmup_iters, lr_decay_iters or max_iters, min_lr)
           if decay_lr else learning_rate)
@@ -711,6 +713,9 @@ while True:
         original_texts = [decode(ids[:max_new_tokens]) for ids in originals]
         credits = [length_credit(tasks[j // members], decode(ids), original_texts[j // members], length_floor)
                    for j, ids in enumerate(completions)]
+    if repeat_discount:
+        credits = [c * (code_check.distinct_line_share(tasks[j // members], decode(ids)) if r.ok else 1.0)
+                   for j, (ids, r, c) in enumerate(zip(completions, results, credits))]
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
     rewards = torch.tensor([r.reward * c for r, c in zip(results, credits)]).view(tasks_per_rank, members)  # (N, members)
@@ -765,7 +770,7 @@ while True:
             print(f"iter {iter_num}: reward {reward_mean:.3f}, non-trivial {rate:.1%}, length {length:.1f}, "
                   + (f"correct {correct:.1%}, " if execution_reward else "")
                   + (f"hint {hint:.1f} tokens, " if hint_iters > 0 else "")
-                  + (f"length credit {credit:.2f}, " if length_floor > 0 else "") + f"{seconds:.2f} s/iter")
+                  + (f"credit {credit:.2f}, " if length_floor > 0 or repeat_discount else "") + f"{seconds:.2f} s/iter")
         log_stats = []
 
 # The DDP wrapper holds the process group: dropped, the group is freed by cleanup_distributed, and with

@@ -344,6 +344,18 @@ def test_code_size_does_not_grow_with_repeated_code():
     assert code_check.code_size(python, once + "    return f(a)\n") == 5  # adds ) return only
 
 
+def test_distinct_line_share_is_the_share_of_non_blank_lines_not_written_before():
+    task = Task("python", "f", "def f(x, y):\n", "", "test")
+    body = "    total = x + y\n\n    print(total)\n    return total\n"
+    assert code_check.distinct_line_share(task, body) == 1.0
+    # one statement written four times: 3 distinct lines of 6
+    padded = "    total = x + y\n" + "    print(total)\n" * 4 + "    return total\n"
+    assert code_check.distinct_line_share(task, padded) == pytest.approx(3 / 6)
+    # counted on the body as the checks cut it: what comes after the dedent is not the body
+    assert code_check.distinct_line_share(task, body + "def g():\n    return 1\n    return 1\n") == 1.0
+    assert code_check.distinct_line_share(task, "\n") == 1.0
+
+
 def test_a_python_body_that_does_not_parse_fails():
     task = Task("python", "f", "def f(a):\n", "", "test")
     result = code_check.score(task, "    return (a +\n")

@@ -323,9 +323,10 @@ def test_a_run_with_the_original_bodies_in_its_groups_trains_and_logs_the_sample
     assert read_log(base / "originals")[-1]["kl_to_start"] > 0
 
 
-def test_a_run_with_the_length_reward_reports_the_share_its_samples_kept(base):
-    result = run(rl_args(base, base / "length", "--max_iters=2", "--length_floor=1.0", "--eval_interval=2"))
-    credits = [float(re.search(r"length credit ([\d.]+)", line).group(1)) for line in result.stdout.splitlines()
+@pytest.mark.parametrize("reward", ["--length_floor=1.0", "--repeat_discount=True"])
+def test_a_run_with_the_length_reward_or_the_repeat_discount_reports_the_share_its_samples_kept(base, reward):
+    result = run(rl_args(base, base / "length", "--max_iters=2", reward, "--eval_interval=2", "--overwrite=True"))
+    credits = [float(re.search(r"credit ([\d.]+)", line).group(1)) for line in result.stdout.splitlines()
                if line.startswith("iter ")]
     assert len(credits) == 2 and all(0 < credit <= 1 for credit in credits)
     # the length the floor asks for, printed once: the held-out originals, cut at max_new_tokens=32
