@@ -206,7 +206,7 @@ reward_share = 0.0            # with execution_reward: partial credit x the shar
                               # that is not correct (counted by the CPU emulation, code_check.elementwise_emulate)
 length_floor = 0.0            # a body whose code is shorter than length_floor x its original body's (cut at max_new_tokens)
                               # keeps only that share of its reward (length_credit; 0: off)
-repeat_discount = False       # a body that parses / compiles keeps only the share of its non-blank lines that are distinct
+repeat_discount = False       # Python: a body that parses keeps only the share of its non-blank lines that are distinct
                               # (code_check.distinct_line_share): a line written again costs, as in reward_prefix's share
 # GRPO
 tasks_per_step = 8            # prompts per step, over all processes
@@ -260,6 +260,9 @@ if reward_store and language != "cuda":
                   "it needs --language=cuda")
 if reward_prefix and language != "python":
     training.fail("reward_prefix pays a Python body by the share of its lines that parse: it needs --language=python")
+if repeat_discount and language != "python":
+    training.fail("repeat_discount charges a Python body for the lines it writes again (a kernel repeats its closing "
+                  "braces): it needs --language=python")
 if kernelbench and language != "cuda":
     training.fail("kernelbench's tasks are CUDA kernels: add --language=cuda")
 if kernelbench and train_only_tasks:

@@ -342,6 +342,7 @@ def test_bad_settings_are_one_line_errors(base):
              ("--execution_reward=True", "pass --kernelbench=kernelbench.tar.gz"),
              ("--reward_store=0.1", "reward_store pays a kernel that stores"),
              ("--language=cuda --reward_prefix=0.3", "reward_prefix pays a Python body by the share"),
+             ("--language=cuda --repeat_discount=True", "repeat_discount charges a Python body"),
              ("--reward_share=0.5", "reward_share pays a share of a kernel's output elements"),
              ("--kernelbench_scaffold=True", "kernelbench_scaffold is part of KernelBench's prompts"),
              ("--eval_split=train", "eval_split=train measures the tasks RL trains on, for --eval_only=True"),
