@@ -377,8 +377,8 @@ def with_hint(task, ids):
             return hinted, hinted_ids
 
 
-def score(tasks, completions):
-    """code_check's Result for each (task, completion ids): reward 1 for a body that parses /
+def score(tasks, texts):
+    """code_check's Result for each (task, completion text): reward 1 for a body that parses /
     compiles and does something, reward_valid for one that only parses / compiles, reward_store / nvcc's
     errors for a kernel that stores through a pointer but does not compile, reward_prefix x the share of
     its lines before the first syntax error for a Python body that does not parse, 0 otherwise.
@@ -387,7 +387,6 @@ def score(tasks, completions):
     else reward_share x the share of its output elements the emulation finds right.
     nvcc and the kernels run in code_check's sandbox (subprocesses); nothing the model wrote ever runs
     in this process."""
-    texts = [decode(ids) for ids in completions]
     results = code_check.score_many(tasks, texts, reward_valid, reward_store, reward_prefix)
     if not execution_reward:
         return results
@@ -578,7 +577,7 @@ def evaluate():
                                                [ender(task) for task in tasks])
         rows = [i for i in range(len(numbers)) for _ in range(eval_samples)]  # each completion's task
         x, y, mask = pack([prompts[i] for i in rows], completions)
-        results = score([tasks[i] for i in rows], completions)
+        results = score([tasks[i] for i in rows], [decode(ids) for ids in completions])
         for s in range(0, len(x), batch_size):
             sl = slice(s, s + batch_size)
             _, logprobs = token_logprobs(model, x[sl], y[sl], temperature)           # (b, T, vocab)
@@ -710,15 +709,16 @@ while True:
         # the original body shows the policy code of the length and shape it would not have sampled
         completions, finished = add_originals(completions, finished, originals, group_size, max_new_tokens)
     prompts = [prompt for prompt in task_prompts for _ in range(members)]  # one per completion
-    results = score([task for task in tasks for _ in range(members)], completions)
+    texts = [decode(ids) for ids in completions]
+    results = score([task for task in tasks for _ in range(members)], texts)
     credits = [1.0] * len(completions)
     if length_floor > 0:
         original_texts = [decode(ids[:max_new_tokens]) for ids in originals]
-        credits = [length_credit(tasks[j // members], decode(ids), original_texts[j // members], length_floor)
-                   for j, ids in enumerate(completions)]
+        credits = [length_credit(tasks[j // members], text, original_texts[j // members], length_floor)
+                   for j, text in enumerate(texts)]
     if repeat_discount:
-        credits = [c * (code_check.distinct_line_share(tasks[j // members], decode(ids)) if r.ok else 1.0)
-                   for j, (ids, r, c) in enumerate(zip(completions, results, credits))]
+        credits = [c * (code_check.distinct_line_share(tasks[j // members], text) if r.ok else 1.0)
+                   for j, (text, r, c) in enumerate(zip(texts, results, credits))]
     model.train()
     # 3. advantages within each group, one per completion, shared by all its tokens
     rewards = torch.tensor([r.reward * c for r, c in zip(results, credits)]).view(tasks_per_rank, members)  # (N, members)
