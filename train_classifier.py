@@ -430,7 +430,5 @@ while True:
         dt, log_start = (time.time() - log_start) / log_interval, time.time()
         print(f"iter {iter_num}: loss {loss.item():.4f}, lr {lr:.2e}, {dt * 1000:.1f} ms/iter")
 
-# The DDP wrapper holds the process group: dropped, the group is freed by cleanup_distributed, and with
-# it gloo's threads, which if left until interpreter exit can abort a run that went well (SIGABRT).
-del train_model
+del train_model  # it holds the process group, which cleanup_distributed must be able to free
 training.cleanup_distributed(ddp)

@@ -373,7 +373,5 @@ while True:
         print(f"iter {iter_num}/{max_iters}: loss {loss_value:.4f}, {dt * 1000:.1f} ms/iter, "
               f"{tokens_per_iter / dt:,.0f} tokens/s{mfu_text}, ~{training.duration((max_iters - iter_num) * dt)} left")
 
-# The DDP wrapper holds the process group: dropped, the group is freed by cleanup_distributed, and with
-# it gloo's threads, which if left until interpreter exit can abort a run that went well (SIGABRT).
-del train_model
+del train_model  # it holds the process group, which cleanup_distributed must be able to free
 training.cleanup_distributed(ddp)

@@ -776,7 +776,5 @@ while True:
                   + (f"credit {credit:.2f}, " if length_floor > 0 or repeat_discount else "") + f"{seconds:.2f} s/iter")
         log_stats = []
 
-# The DDP wrapper holds the process group: dropped, the group is freed by cleanup_distributed, and with
-# it gloo's threads, which if left until interpreter exit can abort a run that went well (SIGABRT).
-del train_model
+del train_model  # it holds the process group, which cleanup_distributed must be able to free
 training.cleanup_distributed(ddp)

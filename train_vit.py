@@ -479,7 +479,6 @@ if val_images > 0 and trained and epoch == epochs:
 
 # The DataLoader workers ignore SIGTERM, which is how Python ends its daemon processes at exit: drop
 # the loaders (and with them their iterators) first, which asks their workers to finish. The DDP
-# wrapper holds the process group: dropped, the group is freed by cleanup_distributed, and with it
-# gloo's threads, which if left until interpreter exit can abort a run that went well (SIGABRT).
+# wrapper holds the process group, which cleanup_distributed must be able to free.
 del train_loader, test_loader, eval_loader, train_model
 training.cleanup_distributed(ddp)

@@ -85,9 +85,8 @@ def setup_distributed(device):
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(device)
     backend = "nccl" if device.startswith("cuda") else "gloo"
-    # Imported after the group exists (DDP imports it), torch._dynamo keeps references to the group,
-    # so destroy_process_group cannot free it: its gloo threads then outlive the run, and at
-    # interpreter exit can abort the process (SIGABRT) after a run that went well.
+    # imported after the group exists (DDP imports it), torch._dynamo keeps references to the group
+    # that stop cleanup_distributed from freeing it
     import torch._dynamo  # noqa: F401
     # a timeout, so a rank that died makes the others fail instead of hanging forever
     dist.init_process_group(backend, timeout=timedelta(minutes=10))
@@ -98,8 +97,10 @@ def setup_distributed(device):
 
 
 def cleanup_distributed(ddp):
-    """Leave the process group, and free it while Python is whole: the caller must hold no other
-    reference to it (a DDP wrapper holds one), or its gloo threads outlive the run (setup_distributed)."""
+    """Leave the process group and free it, which stops gloo's threads while Python is whole: left
+    running until interpreter exit, they can abort a run that went well (SIGABRT). Freed only if
+    nothing else refers to it: the caller drops its DDP wrapper first, this drops ddp.cpu_group, and
+    setup_distributed keeps torch._dynamo from holding it."""
     if ddp.enabled:
         dist.barrier()  # no rank tears down its connections while another still talks to it
         ddp.cpu_group = None
